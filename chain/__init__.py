@@ -1,0 +1,1 @@
+"""chain layer of modelchain (see shared DESIGN.md)."""

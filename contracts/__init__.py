@@ -1,0 +1,1 @@
+"""contracts layer of modelchain (see shared DESIGN.md)."""

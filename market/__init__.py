@@ -1,0 +1,1 @@
+"""market layer of modelchain (see shared DESIGN.md)."""

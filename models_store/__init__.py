@@ -1,0 +1,1 @@
+"""models_store layer of modelchain (see shared DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""web layer of modelchain (see shared DESIGN.md)."""
