@@ -228,3 +228,9 @@ class KeystoreNotFound(KeystoreError):
 
 class BadKey(KeystoreError):
     code = "key-invalid"
+
+
+class KeystoreBadName(KeystoreError):
+    """A wallet name outside the grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}`."""
+
+    code = "keystore-bad-name"

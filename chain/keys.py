@@ -20,7 +20,8 @@ SIGNATURE_RE = re.compile(r"^[0-9a-f]{128}$")
 
 def is_account(value: object) -> bool:
     """True for a well-formed account id (64 lowercase hex characters)."""
-    return isinstance(value, str) and ACCOUNT_RE.match(value) is not None
+    # fullmatch: `$` alone would also accept a trailing newline
+    return isinstance(value, str) and ACCOUNT_RE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,8 +88,9 @@ class Tx:
 
 
 def compute_signing_message(body: dict[str, Any]) -> bytes:
-    """The bytes an Ed25519 signature of this tx body covers."""
-    return SIGN_TAG + body["chain_id"].encode("utf-8") + b"\x00" + canonical_bytes(body)
+    """The bytes an Ed25519 signature of this tx body covers; raises NonCanonicalValue."""
+    encoded = canonical_bytes(body)  # first: it refuses a chain_id that is not UTF-8 text
+    return SIGN_TAG + body["chain_id"].encode("utf-8") + b"\x00" + encoded
 
 
 def compute_txid(raw: bytes) -> str:
@@ -132,7 +133,11 @@ def make_tx(
         "args": args,
     }
     _check_fields({**body, "sig": "0" * 128})
-    sig = key.sign(compute_signing_message(body)).hex()
+    try:
+        message = compute_signing_message(body)
+    except NonCanonicalValue as exc:
+        raise TxMalformed(f"tx is not canonical JSON: {exc.message}") from exc
+    sig = key.sign(message).hex()
     fields = {**body, "sig": sig}
     return _build(fields, canonical_bytes(fields))
 
@@ -198,7 +203,7 @@ def _check_fields(fields: Any) -> None:
         if type(value) is not int or not 0 <= value <= MAX_AMOUNT:
             raise TxMalformed(f"{name} must be an integer in 0..{MAX_AMOUNT}, got {value!r}")
     for name in ("contract", "method"):
-        if not isinstance(fields[name], str) or not NAME_RE.match(fields[name]):
+        if not isinstance(fields[name], str) or not NAME_RE.fullmatch(fields[name]):
             raise TxMalformed(f"{name} {fields[name]!r} is not a valid name ([a-z][a-z0-9_]*)")
     if not isinstance(fields["args"], dict):
         raise TxMalformed("args must be a JSON object")

@@ -1,0 +1,106 @@
+"""Plain factories for chain tests: nodes on a temp dir and blocks on any parent.
+
+Imported by conftest fixtures and by tests that need them outside fixtures
+(Hypothesis state machines).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from modelchain.chain.block import BLOCK_VERSION, Block, Header, compute_block_merkle_root
+from modelchain.chain.encoding import sha256d
+from modelchain.chain.keys import KeyPair
+from modelchain.chain.node import ChainNode
+from modelchain.chain.params import ChainParams, block_subsidy, regtest_params
+from modelchain.chain.pow import hash_meets_target
+from modelchain.chain.store import ChainStore
+from modelchain.chain.tx import Tx, make_reward
+
+GENESIS_FUNDS = 1_000_000_000
+
+
+def key_for(label: str) -> KeyPair:
+    return KeyPair.from_seed(hashlib.sha256(label.encode("utf-8")).digest())
+
+
+MINER = key_for("miner")
+
+
+def funded_params(*labels: str, amount: int = GENESIS_FUNDS, **overrides: object) -> ChainParams:
+    allocations = tuple((key_for(label).account, amount) for label in labels)
+    return regtest_params(allocations=allocations, **overrides)
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return float(self.now)
+
+
+def open_node(
+    path: Path, params: ChainParams, clock: FakeClock | None = None, **kw: object
+) -> ChainNode:
+    clock = clock or FakeClock(params.genesis_time + 10**6)
+    return ChainNode(ChainStore(path / "chain.sqlite"), params, clock=clock, **kw)  # type: ignore[arg-type]
+
+
+def solve_header(header: Header) -> Header:
+    """The first nonce from 0 that meets the target (regtest: about two tries)."""
+    nonce = 0
+    while True:
+        candidate = replace(header, nonce=nonce)
+        if hash_meets_target(sha256d(candidate.to_bytes()), candidate.target):
+            return candidate
+        nonce += 1
+
+
+def make_block(
+    node: ChainNode,
+    parent_hash: str | None = None,
+    txs: Sequence[Tx] = (),
+    *,
+    miner: str | None = None,
+    timestamp: int | None = None,
+    reward: int | None = None,
+    fees: int | None = None,
+    solve: bool = True,
+) -> Block:
+    """A block on `parent_hash` (default: the tip) carrying `txs`, with a full reward."""
+    parent = node.index[parent_hash or node.tip.hash]
+    facts = node.parent_facts(parent)
+    height = parent.height + 1
+    miner = miner or MINER.account
+    if fees is None:
+        fees = sum(tx.fee for tx in txs)
+    if reward is None:
+        reward = block_subsidy(height, node.params) + fees
+    all_txs = (make_reward(node.params.chain_id, height, miner, reward), *txs)
+    header = Header(
+        version=BLOCK_VERSION,
+        height=height,
+        prev_hash=parent.hash,
+        merkle_root=compute_block_merkle_root(all_txs),
+        timestamp=timestamp if timestamp is not None else parent.header.timestamp + 10,
+        target=facts.expected_target,
+        miner=miner,
+        nonce=0,
+    )
+    if solve:
+        header = solve_header(header)
+    return Block(header, all_txs)
+
+
+def mine_tip(node: ChainNode, miner: str | None = None) -> Block:
+    """Mine the node's own template on its tip and submit it."""
+    template = node.block_template(miner or MINER.account, now=node.tip.header.timestamp + 10)
+    block = Block(solve_header(template.header), template.txs)
+    node.submit_block(block)
+    return block
