@@ -278,19 +278,20 @@ class Mempool:
         return dropped
 
     def select(self, max_bytes: int) -> list[Tx]:
-        """Ready txs by fee rate, each sender's in nonce order, within `max_bytes`."""
-        heads: list[tuple[Fraction, int, str, int]] = []
-        order = 0
+        """Ready txs by fee rate, each sender's in nonce order, within `max_bytes`.
+
+        Deterministic: equal rates go by sender, so the same pool gives the same block.
+        """
+        heads: list[tuple[Fraction, str, int]] = []
         for sender, pooled in self.ready.items():
             first = min(pooled)
             tx = pooled[first].tx
-            heads.append((-fee_rate(tx), order, sender, first))
-            order += 1
+            heads.append((-fee_rate(tx), sender, first))
         heapq.heapify(heads)
         chosen: list[Tx] = []
         used = 0
         while heads:
-            _, _, sender, nonce = heapq.heappop(heads)
+            _, sender, nonce = heapq.heappop(heads)
             entry = self.ready[sender][nonce]
             size = entry.tx.size + 4
             if used + size > max_bytes:
@@ -299,6 +300,5 @@ class Mempool:
             used += size
             following = self.ready[sender].get(nonce + 1)
             if following is not None:
-                order += 1
-                heapq.heappush(heads, (-fee_rate(following.tx), order, sender, nonce + 1))
+                heapq.heappush(heads, (-fee_rate(following.tx), sender, nonce + 1))
         return chosen

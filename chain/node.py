@@ -125,6 +125,7 @@ class ChainNode:
         self._verify_pool = (
             ThreadPoolExecutor(max(1, verify_threads)) if verify_threads > 1 else None
         )
+        self.connect_errors: OrderedDict[str, InvalidBlock] = OrderedDict()
         self._seq = 0
         with self.lock:
             self._load()

@@ -66,6 +66,7 @@ class ChainStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()

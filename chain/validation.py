@@ -20,13 +20,14 @@ from modelchain.chain.errors import (
     BlockDuplicateTx,
     BlockExtraReward,
     BlockMissingReward,
+    BlockRewardTooHigh,
     BlockTimeTooNew,
     BlockTimeTooOld,
     BlockTooLarge,
 )
 from modelchain.chain.execute import check_reward_shape
 from modelchain.chain.keys import is_account
-from modelchain.chain.params import ChainParams
+from modelchain.chain.params import ChainParams, block_subsidy
 from modelchain.chain.pow import hash_meets_target
 
 
@@ -92,3 +93,9 @@ def validate_block_shape(block: Block, params: ChainParams) -> None:
             raise BlockDuplicateTx(f"tx {tx.txid[:16]} appears twice")
         seen.add(tx.txid)
     check_reward_shape(block.txs[0], block.header.height, block.header.miner, params)
+    # every included tx pays its fee whatever its call does, so the cap needs no state
+    allowed = block_subsidy(block.header.height, params) + sum(tx.fee for tx in block.txs[1:])
+    if block.txs[0].args["amount"] > allowed:
+        raise BlockRewardTooHigh(
+            f"reward {block.txs[0].args['amount']}, at most {allowed} (subsidy + fees)"
+        )

@@ -12,11 +12,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from modelchain.chain.block import BLOCK_VERSION, Block, Header, compute_block_merkle_root
+from modelchain.chain.coin import CoinContract
+from modelchain.chain.contract import ContractRegistry
 from modelchain.chain.encoding import sha256d
+from modelchain.chain.execute import apply_block_txs
 from modelchain.chain.keys import KeyPair
 from modelchain.chain.node import ChainNode
 from modelchain.chain.params import ChainParams, block_subsidy, regtest_params
 from modelchain.chain.pow import hash_meets_target
+from modelchain.chain.state import MemoryState, StateOverlay
 from modelchain.chain.store import ChainStore
 from modelchain.chain.tx import Tx, make_reward
 
@@ -104,3 +108,38 @@ def mine_tip(node: ChainNode, miner: str | None = None) -> Block:
     block = Block(solve_header(template.header), template.txs)
     node.submit_block(block)
     return block
+
+
+def replay_chain(
+    params: ChainParams, blocks: Sequence[Block], contracts: ContractRegistry | None = None
+) -> MemoryState:
+    """The state reached by executing `blocks` (genesis excluded) from genesis."""
+    state = MemoryState()
+    genesis = StateOverlay(state)
+    for account, amount in params.genesis_allocations:
+        genesis.credit(account, amount)
+    state.apply_changes(genesis.changes)
+    contracts = contracts or {"coin": CoinContract()}
+    for block in blocks:
+        overlay = StateOverlay(state)
+        apply_block_txs(
+            overlay,
+            block.txs,
+            height=block.height,
+            timestamp=block.header.timestamp,
+            miner=block.header.miner,
+            params=params,
+            contracts=contracts,
+        )
+        state.apply_changes(overlay.changes)
+    return state
+
+
+def main_chain(node: ChainNode) -> list[Block]:
+    """The node's blocks from height 1 to its tip."""
+    blocks = []
+    for height in range(1, node.height + 1):
+        block = node.block_at(height)
+        assert block is not None
+        blocks.append(block)
+    return blocks
