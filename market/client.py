@@ -1,0 +1,159 @@
+"""A small HTTP client of a node's JSON API, and tx building for wallets.
+
+The CLI and the functional tests use it; it speaks only to /api/v1 and /v2
+with the standard library, and turns the node's JSON errors into
+`NodeError`s carrying the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from modelchain.chain.errors import ModelchainError
+from modelchain.chain.keys import KeyPair
+from modelchain.chain.tx import Tx, make_tx
+
+DEFAULT_FEE_PER_BYTE = 1
+
+
+class NodeError(ModelchainError):
+    """The node answered with an error (its code is kept) or could not be reached."""
+
+    code = "node-error"
+
+    def __init__(self, message: str, code: str | None = None, status: int = 0, **detail: Any):
+        super().__init__(message, **detail)
+        if code:
+            self.code = code
+        self.status = status
+
+
+class NodeClient:
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        data: bytes | None = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        payload = data
+        if body is not None:
+            payload = json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(self.url + path, data=payload, method=method)
+        if payload is not None:
+            request.add_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                raw = response.read()
+                if response.headers.get_content_type() == "application/json":
+                    return json.loads(raw)
+                return raw
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                error = json.loads(raw)["error"]
+            except (ValueError, KeyError, TypeError):
+                raise NodeError(f"HTTP {exc.code} from {self.url}{path}", status=exc.code) from exc
+            detail = {k: v for k, v in error.items() if k not in ("code", "message")}
+            raise NodeError(error["message"], error["code"], exc.code, **detail) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise NodeError(
+                f"cannot reach the node at {self.url}: {exc}", "node-unreachable"
+            ) from exc
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, body)
+
+    # --- chain ---------------------------------------------------------------
+
+    def chain_info(self) -> dict[str, Any]:
+        return self.get("/api/v1/chain")
+
+    def account(self, account: str) -> dict[str, Any]:
+        return self.get(f"/api/v1/accounts/{account}")
+
+    def submit_tx(self, tx: Tx) -> dict[str, Any]:
+        return self.post("/api/v1/txs", tx.to_json())
+
+    def tx(self, txid: str) -> dict[str, Any]:
+        return self.get(f"/api/v1/txs/{txid}")
+
+    def call(
+        self,
+        key: KeyPair,
+        contract: str,
+        method: str,
+        args: dict[str, Any],
+        *,
+        fee: int | None = None,
+    ) -> Tx:
+        """Sign a call with the next pending nonce and submit it; returns the tx."""
+        info = self.chain_info()
+        nonce = self.account(key.account)["pending_nonce"]
+        tx = sign_call(key, info["chain_id"], nonce, contract, method, args, fee=fee)
+        self.submit_tx(tx)
+        return tx
+
+    def wait_for_confirmations(
+        self,
+        txid: str,
+        confirmations: int = 1,
+        timeout: float = 120.0,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll until the tx has `confirmations`; raises NodeError on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            detail = self.tx(txid)
+            if progress is not None:
+                progress(detail)
+            if detail.get("confirmations", 0) >= confirmations:
+                return detail
+            if time.monotonic() > deadline:
+                raise NodeError(
+                    f"tx {txid[:16]} has {detail.get('confirmations', 0)} of "
+                    f"{confirmations} confirmations after {timeout:.0f} s",
+                    "wait-timeout",
+                )
+            time.sleep(0.25)
+
+
+def sign_call(
+    key: KeyPair,
+    chain_id: str,
+    nonce: int,
+    contract: str,
+    method: str,
+    args: dict[str, Any],
+    *,
+    fee: int | None = None,
+    fee_per_byte: int = DEFAULT_FEE_PER_BYTE,
+) -> Tx:
+    """A signed tx; with no `fee`, the least fee that meets `fee_per_byte` for its size."""
+    call = {"chain_id": chain_id, "nonce": nonce, "contract": contract, "method": method}
+    if fee is not None:
+        return make_tx(key, fee=fee, args=args, **call)
+    fee = 1
+    while True:
+        tx = make_tx(key, fee=fee, args=args, **call)
+        needed = tx.size * fee_per_byte
+        if fee >= needed:
+            return tx
+        fee = needed + 8 * fee_per_byte  # room for the fee's own digits
