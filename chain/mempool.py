@@ -62,6 +62,8 @@ class AddResult:
     """`ready` (minable now) or `future` (waits for a nonce gap to fill)."""
     replaced: str | None = None
     """The txid this one replaced, if any."""
+    evicted: tuple[str, ...] = ()
+    """Txids dropped to make room for this one (the lowest fee rates)."""
 
 
 def fee_rate(tx: Tx) -> Fraction:
@@ -153,14 +155,14 @@ class Mempool:
             self._drop(replaced)
         self._insert_ready(entry)
         try:
-            self._enforce_bounds(entry)
+            evicted = self._enforce_bounds(entry)
         except MempoolFull:
             self._drop(entry)
             if replaced is not None:
                 self._insert_ready(replaced)
             raise
         self._promote(tx.sender, state)
-        return AddResult(READY, replaced.tx.txid if replaced else None)
+        return AddResult(READY, replaced.tx.txid if replaced else None, evicted)
 
     def _add_future(self, entry: PoolEntry, now: int) -> AddResult:
         tx = entry.tx
@@ -181,12 +183,22 @@ class Mempool:
             )
         if old is not None:
             self._drop(old)
-            waiting = self.future.setdefault(tx.sender, {})
-        waiting[tx.nonce] = entry
-        self.by_id[tx.txid] = entry
-        self.total_bytes += tx.size
+        self._insert_future(entry)
+        # waiting txs count against the pool's bounds like ready ones
+        try:
+            evicted = self._enforce_bounds(entry)
+        except MempoolFull:
+            self._drop(entry)
+            if old is not None:
+                self._insert_future(old)
+            raise
+        return AddResult(FUTURE, old.tx.txid if old else None, evicted)
+
+    def _insert_future(self, entry: PoolEntry) -> None:
+        self.future.setdefault(entry.tx.sender, {})[entry.tx.nonce] = entry
+        self.by_id[entry.tx.txid] = entry
+        self.total_bytes += entry.tx.size
         self.future_count += 1
-        return AddResult(FUTURE, old.tx.txid if old else None)
 
     def _insert_ready(self, entry: PoolEntry) -> None:
         self.ready.setdefault(entry.tx.sender, {})[entry.tx.nonce] = entry
@@ -216,13 +228,23 @@ class Mempool:
         for pooled in self.future.values():
             yield from pooled.values()
 
-    def _enforce_bounds(self, newcomer: PoolEntry) -> None:
+    def _enforce_bounds(self, newcomer: PoolEntry) -> tuple[str, ...]:
+        """Evict until within bounds; returns the evicted txids.
+
+        Raises MempoolFull, having put every victim back, when the newcomer
+        itself would have to go: a refused tx evicts nothing.
+        """
+        evicted: list[tuple[PoolEntry, bool]] = []
         while len(self.by_id) > self.policy.max_count or self.total_bytes > self.policy.max_bytes:
             # lowest fee rate first; among equals the newest goes
             victim = min(self._tails(), key=lambda e: (fee_rate(e.tx), -e.added))
             if victim is newcomer:
+                for entry, was_future in reversed(evicted):
+                    (self._insert_future if was_future else self._insert_ready)(entry)
                 raise MempoolFull("the mempool is full of txs paying a higher fee rate")
+            evicted.append((victim, self.status_of(victim.tx.txid) == FUTURE))
             self._drop(victim)
+        return tuple(entry.tx.txid for entry, _ in evicted)
 
     def _promote(self, sender: str, state: StateReader) -> None:
         """Move waiting txs whose nonce is now next into the ready set, if paid for."""

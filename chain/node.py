@@ -263,6 +263,8 @@ class ChainNode:
             self.store.save_mempool_tx(tx, now)
             if result.replaced:
                 self.store.delete_mempool_txs([result.replaced])
+        if result.evicted:
+            self.store.delete_mempool_txs(result.evicted)
         return result
 
     def _remember_verified(self, txids: Iterable[str]) -> None:
@@ -287,6 +289,10 @@ class ChainNode:
             raise BlockKnownInvalid(f"block {block_hash[:16]} is known to be invalid")
         if block_hash in self.index:
             return SubmitResult(DUPLICATE, block_hash)
+        # before the orphan pool: an invalid parent may never have been stored
+        if block.header.prev_hash in self.invalid:
+            self._mark_invalid([block_hash], "block-invalid-parent")
+            raise BlockKnownInvalid(f"block {block_hash[:16]} builds on an invalid block")
         parent = self.index.get(block.header.prev_hash)
         if parent is None:
             self._keep_orphan(block)
@@ -296,9 +302,6 @@ class ChainNode:
                 BlockUnknownParent.code,
                 f"parent {block.header.prev_hash[:16]} is unknown; kept until it arrives",
             )
-        if parent.hash in self.invalid:
-            self._mark_invalid([block_hash], "block-invalid-parent")
-            raise BlockKnownInvalid(f"block {block_hash[:16]} builds on an invalid block")
         try:
             validate_header(block.header, self.parent_facts(parent), self.params, now)
         except BlockTimeTooNew:
@@ -496,15 +499,19 @@ class ChainNode:
 
     def _after_tip_change(self, connected: list[Block], disconnected: list[Block]) -> None:
         now = self.now()
+        # the store wrote every disconnected tx to its mempool table; keep the rows
+        # of those the pool takes back, and only those
+        stale: list[str] = []
         for block in reversed(disconnected):
             for tx in block.txs[1:]:
                 try:
-                    self.mempool.add(tx, self.store, now)
+                    stale.extend(self.mempool.add(tx, self.store, now).evicted)
                 except ModelchainError:  # no longer valid on the new chain
-                    continue
-        dropped = self.mempool.revalidate(self.store, now)
-        if dropped:
-            self.store.delete_mempool_txs(dropped)
+                    stale.append(tx.txid)
+        stale.extend(self.mempool.revalidate(self.store, now))
+        stale = [txid for txid in stale if txid not in self.mempool]
+        if stale:
+            self.store.delete_mempool_txs(stale)
         change = TipChange(tuple(connected), tuple(disconnected), self.tip)
         for listener in list(self.listeners):
             try:

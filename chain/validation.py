@@ -19,6 +19,7 @@ from modelchain.chain.errors import (
     BlockBadVersion,
     BlockDuplicateTx,
     BlockExtraReward,
+    BlockMalformed,
     BlockMissingReward,
     BlockRewardTooHigh,
     BlockTimeTooNew,
@@ -54,7 +55,7 @@ def validate_header(header: Header, parent: ParentFacts, params: ChainParams, no
     if header.target != parent.expected_target:
         raise BlockBadTarget(f"target {header.target:#x}, expected {parent.expected_target:#x}")
     if not is_account(header.miner):
-        raise BlockBadVersion("miner must be an account")
+        raise BlockMalformed("miner must be an account (64 lowercase hex characters)")
     if not hash_meets_target(bytes.fromhex(header.hash), header.target):
         raise BlockBadPow(f"hash {header.hash[:16]} is above the target")
     if header.timestamp <= parent.median_time:
