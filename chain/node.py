@@ -33,6 +33,8 @@ from modelchain.chain.contract import CallContext, ContractRegistry
 from modelchain.chain.errors import (
     BlockBadGenesis,
     BlockBadMerkleRoot,
+    BlockBadPow,
+    BlockBadTarget,
     BlockBadTx,
     BlockKnownInvalid,
     BlockTimeTooNew,
@@ -50,6 +52,7 @@ from modelchain.chain.pow import (
     compute_median_time,
     compute_next_target,
     compute_work,
+    hash_meets_target,
     is_retarget_height,
 )
 from modelchain.chain.state import StateOverlay
@@ -295,6 +298,12 @@ class ChainNode:
             raise BlockKnownInvalid(f"block {block_hash[:16]} builds on an invalid block")
         parent = self.index.get(block.header.prev_hash)
         if parent is None:
+            # an orphan costs a real proof of work at an allowed target, so junk
+            # cannot flush the pool for free
+            if block.header.target > self.params.pow_limit:
+                raise BlockBadTarget(f"target {block.header.target:#x} is above the pow limit")
+            if not hash_meets_target(bytes.fromhex(block_hash), block.header.target):
+                raise BlockBadPow(f"hash {block_hash[:16]} is above its target")
             self._keep_orphan(block)
             return SubmitResult(
                 ORPHAN,
@@ -427,7 +436,25 @@ class ChainNode:
         return best
 
     def activate_best_chain(self, known: dict[str, Block] | None = None) -> None:
-        """Move the tip to the most-work valid chain, one whole block at a time."""
+        """Move the tip to the most-work valid chain, one whole block at a time.
+
+        If a write fails for a reason that is not the block's (disk full, I/O),
+        the error propagates after the node re-reads its tip from the store,
+        where the last whole block is; a later call carries on from there.
+        """
+        try:
+            self._activate_best_chain(known)
+        except InvalidBlock:
+            raise
+        except Exception:
+            self.tip = self.index[self.store.tip_hash() or self.tip.hash]
+            dropped = self.mempool.revalidate(self.store, self.now())
+            log.exception("switching the tip failed; back on %s", self.tip.hash[:16])
+            if dropped:
+                self.store.delete_mempool_txs(dropped)
+            raise
+
+    def _activate_best_chain(self, known: dict[str, Block] | None) -> None:
         while True:
             best = self.best_candidate()
             if best.hash == self.tip.hash:

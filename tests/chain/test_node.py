@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import key_for, main_chain, make_block, mine_tip, open_node, replay_chain
+from factories import (
+    funded_params,
+    key_for,
+    main_chain,
+    make_block,
+    mine_tip,
+    open_node,
+    replay_chain,
+)
 
 from modelchain.chain import node as node_module
 from modelchain.chain.contract import ContractError
@@ -344,3 +352,48 @@ def test_evicted_txs_leave_the_stored_pool_too(tmp_path, chain_params, clock, ma
         assert mempool_rows(node) == set(node.mempool.by_id)
     finally:
         node.close()
+
+
+def test_write_failing_mid_connect_leaves_the_node_on_the_last_whole_block(
+    tmp_path, monkeypatch
+) -> None:
+    """A disk error while connecting propagates; the node stays on the stored tip and
+    connects the same block once the store works again."""
+    node = open_node(tmp_path, funded_params("alice"))
+    first = make_block(node)
+    node.submit_block(first)
+    second = make_block(node, first.hash)
+    real_connect = node.store.connect_block
+
+    def failing_connect(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(node.store, "connect_block", failing_connect)
+    with pytest.raises(OSError):
+        node.submit_block(second)
+    assert node.tip.hash == first.hash == node.store.tip_hash()
+    monkeypatch.setattr(node.store, "connect_block", real_connect)
+    node.activate_best_chain()
+    assert node.tip.hash == second.hash == node.store.tip_hash()
+    node.close()
+
+
+def test_orphan_without_valid_proof_of_work_is_refused_not_pooled(tmp_path: Path) -> None:
+    """Junk with an unknown parent must cost real work before it takes an orphan slot."""
+    from dataclasses import replace
+
+    from modelchain.chain.block import Block
+    from modelchain.chain.pow import hash_meets_target
+
+    node = open_node(tmp_path, funded_params("alice"))
+    template = make_block(node, solve=False)
+    header = replace(template.header, prev_hash="ab" * 32)
+    nonce = 0
+    while hash_meets_target(bytes.fromhex(replace(header, nonce=nonce).hash), header.target):
+        nonce += 1
+    junk = Block(replace(header, nonce=nonce), template.txs)
+    with pytest.raises(InvalidBlock) as err:
+        node.submit_block(junk)
+    assert err.value.code == "block-bad-pow"
+    assert junk.hash not in node.orphans
+    node.close()
