@@ -81,15 +81,28 @@ def _reject_constant(text: str) -> Any:
     raise NonCanonicalValue(f"{text} is not allowed")
 
 
+def _parse_int(text: str) -> int:
+    value = int(text)
+    if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise NonCanonicalValue(f"integer {text} is outside +-(2**53-1)")
+    return value
+
+
 def _pairs_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
         raise NonCanonicalValue("object has a duplicate key")
+    for key in result:
+        if not key.isascii():
+            raise NonCanonicalValue(f"object key {key!r} is not ASCII")
     return result
 
 
+# The hooks enforce, while parsing, every rule that re-encoding cannot see
+# (integers only and in range, ASCII keys, no duplicate keys).
 _decoder = json.JSONDecoder(
     parse_float=_reject_float,
+    parse_int=_parse_int,
     parse_constant=_reject_constant,
     object_pairs_hook=_pairs_no_duplicates,
 )
@@ -107,8 +120,17 @@ def decode_canonical(data: bytes, *, strict: bool = True) -> Any:
         raise
     except (ValueError, RecursionError) as exc:
         raise NonCanonicalValue(f"not JSON: {exc}") from exc
-    check_canonical_value(value)
-    if strict and _encoder.encode(value).encode("utf-8") != data:
+    if not strict:
+        check_canonical_value(value)
+        return value
+    # nesting can only pass MAX_DEPTH with more brackets than that: check only then
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        check_canonical_value(value)
+    try:
+        again = _encoder.encode(value).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise NonCanonicalValue("string holds a lone surrogate") from exc
+    if again != data:
         raise NonCanonicalValue("JSON is not in canonical form")
     return value
 

@@ -115,6 +115,10 @@ class _View:
     def emit(
         self, type: str, data: dict[str, Any], index: tuple[tuple[str, str], ...] = ()
     ) -> None:
+        try:
+            check_canonical_value(data)
+        except NonCanonicalValue as exc:
+            raise ContractError(f"event {type!r} is not canonical: {exc.message}") from exc
         self.events.append(Event(self._contract, type, data, tuple(index)))
 
 

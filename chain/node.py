@@ -318,25 +318,28 @@ class ChainNode:
             while len(self.future_blocks) > MAX_FUTURE_BLOCKS:
                 self.future_blocks.popitem(last=False)
             raise
+        work = parent.work + compute_work(block.header.target)
+        executed: dict[str, tuple[StateOverlay, BlockOutcome] | InvalidBlock] = {}
         try:
             validate_block_shape(block, self.params)
-            self._verify_signatures(block.txs[1:])
+            finish_signatures = self._start_signature_check(block.txs[1:])
+            if parent.hash == self.tip.hash and work > self.tip.work:
+                # the block will extend the tip: execute it while signatures verify
+                try:
+                    executed[block_hash] = self._execute(block)
+                except InvalidBlock as exc:
+                    executed[block_hash] = exc
+            finish_signatures()
         except BlockBadMerkleRoot:
             raise  # the body is not the one the header commits to: the header is not judged
         except InvalidBlock as exc:
             self._mark_invalid([block_hash], exc.code)
             raise
         self._seq += 1
-        record = BlockRecord(
-            block_hash,
-            block.header,
-            parent.work + compute_work(block.header.target),
-            STATUS_STORED,
-            self._seq,
-        )
+        record = BlockRecord(block_hash, block.header, work, STATUS_STORED, self._seq)
         self.store.save_block(block, record.work, record.seq)
         self.index[block_hash] = record
-        self.activate_best_chain(known={block_hash: block})
+        self.activate_best_chain(known={block_hash: block}, executed=executed)
         if block_hash in self.invalid:
             error = self.connect_errors.get(block_hash)
             if error is not None:
@@ -345,7 +348,17 @@ class ChainNode:
         return SubmitResult(ACCEPTED, block_hash)
 
     def _verify_signatures(self, txs: Sequence[Tx]) -> None:
-        """Stateless tx checks for a block; signatures on threads when there are many."""
+        """Stateless tx checks for a block's txs; raises BlockBadTx."""
+        self._start_signature_check(txs)()
+
+    def _start_signature_check(self, txs: Sequence[Tx]) -> Callable[[], None]:
+        """Check what needs no state now; start the signature checks and return a
+        function that waits for them and raises BlockBadTx for a bad one.
+
+        Signatures are checked on threads (the verify releases the GIL), so the
+        caller can execute the block meanwhile: one core verifies while this
+        one decodes and executes.
+        """
         todo: list[Tx] = []
         for index, tx in enumerate(txs, start=1):
             try:
@@ -355,21 +368,28 @@ class ChainNode:
             if tx.txid not in self.verified:
                 todo.append(tx)
         if not todo:
-            return
+            return lambda: None
         if self._verify_pool is None or len(todo) < PARALLEL_VERIFY_MIN:
-            bad = _first_bad_signature(todo)
+            results = [_first_bad_signature(todo)]
+            futures = None
         else:
             workers = self._verify_pool._max_workers  # noqa: SLF001
             size = -(-len(todo) // workers)
             chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-            bad = next((b for b in self._verify_pool.map(_first_bad_signature, chunks) if b), None)
-        if bad is not None:
-            raise BlockBadTx(
-                f"tx {bad.txid[:16]}: signature does not verify",
-                tx_code=TxBadSignature.code,
-                txid=bad.txid,
-            )
-        self._remember_verified(tx.txid for tx in todo)
+            futures = [self._verify_pool.submit(_first_bad_signature, c) for c in chunks]
+
+        def finish() -> None:
+            found = [f.result() for f in futures] if futures is not None else results
+            bad = next((b for b in found if b is not None), None)
+            if bad is not None:
+                raise BlockBadTx(
+                    f"tx {bad.txid[:16]}: signature does not verify",
+                    tx_code=TxBadSignature.code,
+                    txid=bad.txid,
+                )
+            self._remember_verified(tx.txid for tx in todo)
+
+        return finish
 
     def _keep_orphan(self, block: Block) -> None:
         self.orphans[block.hash] = block
@@ -435,7 +455,11 @@ class ChainNode:
                 best = record
         return best
 
-    def activate_best_chain(self, known: dict[str, Block] | None = None) -> None:
+    def activate_best_chain(
+        self,
+        known: dict[str, Block] | None = None,
+        executed: dict[str, tuple[StateOverlay, BlockOutcome] | InvalidBlock] | None = None,
+    ) -> None:
         """Move the tip to the most-work valid chain, one whole block at a time.
 
         If a write fails for a reason that is not the block's (disk full, I/O),
@@ -443,7 +467,7 @@ class ChainNode:
         where the last whole block is; a later call carries on from there.
         """
         try:
-            self._activate_best_chain(known)
+            self._activate_best_chain(known, executed or {})
         except InvalidBlock:
             raise
         except Exception:
@@ -454,7 +478,11 @@ class ChainNode:
                 self.store.delete_mempool_txs(dropped)
             raise
 
-    def _activate_best_chain(self, known: dict[str, Block] | None) -> None:
+    def _activate_best_chain(
+        self,
+        known: dict[str, Block] | None,
+        executed: dict[str, tuple[StateOverlay, BlockOutcome] | InvalidBlock],
+    ) -> None:
         while True:
             best = self.best_candidate()
             if best.hash == self.tip.hash:
@@ -474,7 +502,7 @@ class ChainNode:
                 block = (known or {}).get(record.hash) or self.store.load_block(record.hash)
                 assert block is not None
                 try:
-                    self._connect(block)
+                    self._connect(block, executed.pop(block.hash, None))
                 except InvalidBlock as exc:
                     log.info("block %s failed to connect: %s", record.hash[:16], exc.code)
                     self.connect_errors[record.hash] = exc
@@ -508,8 +536,15 @@ class ChainNode:
         )
         return overlay, outcome
 
-    def _connect(self, block: Block) -> None:
-        overlay, outcome = self._execute(block)
+    def _connect(
+        self, block: Block, executed: tuple[StateOverlay, BlockOutcome] | InvalidBlock | None
+    ) -> None:
+        """Execute (unless already executed on this very tip) and write the block."""
+        if isinstance(executed, InvalidBlock):
+            raise executed
+        if executed is None or block.header.prev_hash != self.tip.hash:
+            executed = self._execute(block)
+        overlay, outcome = executed
         self.store.connect_block(block, overlay.changes, outcome.receipts)
         self.mempool.remove(tx.txid for tx in block.txs)
         record = replace(self.index[block.hash], status=STATUS_VALID)

@@ -69,12 +69,15 @@ class StateChanges:
 class StateOverlay:
     """Changes over a base reader; `commit` merges them into the parent overlay."""
 
-    __slots__ = ("base", "parent", "changes")
+    __slots__ = ("base", "parent", "changes", "_base_accounts")
 
     def __init__(self, base: StateReader, parent: StateOverlay | None = None) -> None:
         self.base = base
         self.parent = parent
         self.changes = StateChanges()
+        # a root overlay remembers what it read from its base (which must not change
+        # under it), so a block touching an account many times reads it once
+        self._base_accounts: dict[str, tuple[int, int]] = {}
 
     # --- reading ---------------------------------------------------------
 
@@ -84,7 +87,10 @@ class StateOverlay:
             return value
         if self.parent is not None:
             return self.parent.read_account(account)
-        return self.base.read_account(account)
+        value = self._base_accounts.get(account)
+        if value is None:
+            value = self._base_accounts[account] = self.base.read_account(account)
+        return value
 
     def read_storage(self, contract: str, key: str) -> Any:
         skey = (contract, key)

@@ -20,7 +20,7 @@ from typing import Any
 import sqlite_utils
 
 from modelchain.chain.block import Block, Header, decode_body, decode_header
-from modelchain.chain.encoding import canonical_bytes, decode_canonical
+from modelchain.chain.encoding import canonical_bytes, canonical_bytes_unchecked, decode_canonical
 from modelchain.chain.execute import Receipt
 from modelchain.chain.state import ACCOUNT_ZERO, StateChanges
 from modelchain.chain.tx import Tx, decode_tx
@@ -375,7 +375,7 @@ class ChainStore:
                         ev_idx,
                         event.contract,
                         event.type,
-                        canonical_bytes(event.data).decode("utf-8"),
+                        canonical_bytes_unchecked(event.data).decode("utf-8"),  # checked at emit
                     )
                 )
                 for key, value in dict.fromkeys(event.index):

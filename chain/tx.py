@@ -24,7 +24,7 @@ from modelchain.chain.errors import (
     TxTooLarge,
     TxWrongChain,
 )
-from modelchain.chain.keys import KeyPair, is_account, verify_signature
+from modelchain.chain.keys import SIGNATURE_RE, KeyPair, is_account, verify_signature
 from modelchain.chain.params import MAX_AMOUNT, ChainParams
 
 SIGN_TAG = b"modelchain/tx/v1\x00"
@@ -214,12 +214,8 @@ def _check_fields(fields: Any) -> None:
     if not is_account(fields["sender"]):
         raise TxMalformed("sender must be an account: 64 lowercase hex characters")
     sig = fields["sig"]
-    if not isinstance(sig, str) or len(sig) != 128 or not _is_lower_hex(sig):
+    if not isinstance(sig, str) or SIGNATURE_RE.fullmatch(sig) is None:
         raise TxMalformed("sig must be 128 lowercase hex characters")
-
-
-def _is_lower_hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text)
 
 
 def validate_tx_stateless(tx: Tx, params: ChainParams, *, check_signature: bool = True) -> None:
