@@ -22,6 +22,7 @@ from modelchain.chain.errors import (
     MempoolFutureNonceFull,
     MempoolReplacementFeeTooLow,
     TxInsufficientBalance,
+    TxNonceTooHigh,
     TxNonceTooLow,
 )
 from modelchain.chain.execute import check_call_shape, compute_tx_spend
@@ -121,6 +122,36 @@ class Mempool:
 
         Nothing changes when it raises.
         """
+        entry, replaced, future = self._admission(tx, state, now)
+        if future:
+            return self._add_future(entry, now)
+        if replaced is not None:
+            self._drop(replaced)
+        self._insert_ready(entry)
+        try:
+            evicted = self._enforce_bounds(entry)
+        except MempoolFull:
+            self._drop(entry)
+            if replaced is not None:
+                self._insert_ready(replaced)
+            raise
+        self._promote(tx.sender, state)
+        return AddResult(READY, replaced.tx.txid if replaced else None, evicted)
+
+    def check_ready(self, tx: Tx, state: StateReader, now: int) -> None:
+        """Raise unless `tx` would enter the pool as ready (minable now); change nothing.
+
+        Paid inference uses it: a payment must be good now, not after a gap fills.
+        """
+        _, _, future = self._admission(tx, state, now)
+        if future:
+            expected = self.pending_nonce(tx.sender, state)
+            raise TxNonceTooHigh(f"nonce {tx.nonce}, expected {expected}", expected=expected)
+
+    def _admission(
+        self, tx: Tx, state: StateReader, now: int
+    ) -> tuple[PoolEntry, PoolEntry | None, bool]:
+        """The checks before a tx enters: (its entry, the tx it replaces, waits on a gap)."""
         if tx.txid in self.by_id:
             raise MempoolAlreadyKnown(f"tx {tx.txid[:16]} is already in the mempool")
         check_call_shape(tx, self.contracts)
@@ -136,9 +167,8 @@ class Mempool:
         if tx.nonce < base_nonce:
             raise TxNonceTooLow(f"nonce {tx.nonce}, expected {base_nonce}", expected=base_nonce)
         ready = self.ready.get(tx.sender, {})
-        next_nonce = base_nonce + len(ready)
-        if tx.nonce > next_nonce:
-            return self._add_future(entry, now)
+        if tx.nonce > base_nonce + len(ready):
+            return entry, None, True
         replaced = ready.get(tx.nonce)
         if replaced is not None and tx.fee <= replaced.tx.fee:
             raise MempoolReplacementFeeTooLow(
@@ -151,18 +181,7 @@ class Mempool:
                 balance=balance - others,
                 needed=entry.spend,
             )
-        if replaced is not None:
-            self._drop(replaced)
-        self._insert_ready(entry)
-        try:
-            evicted = self._enforce_bounds(entry)
-        except MempoolFull:
-            self._drop(entry)
-            if replaced is not None:
-                self._insert_ready(replaced)
-            raise
-        self._promote(tx.sender, state)
-        return AddResult(READY, replaced.tx.txid if replaced else None, evicted)
+        return entry, replaced, False
 
     def _add_future(self, entry: PoolEntry, now: int) -> AddResult:
         tx = entry.tx
