@@ -26,7 +26,10 @@ def create_app(config: NodeConfig | None = None, node: MarketNode | None = None)
     app.extensions["modelchain"] = node
 
     from modelchain.web.api import bp as api_bp
+    from modelchain.web.api import load_route_modules
     from modelchain.web.inference import bp as inference_bp
+
+    load_route_modules()
 
     app.register_blueprint(api_bp)
     app.register_blueprint(inference_bp)

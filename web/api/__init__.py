@@ -1,7 +1,9 @@
 """The JSON API at /api/v1: chain, blocks, txs, accounts, mempool, dev mining.
 
 Views parse the request, call `market`, and return JSON; errors raise our
-typed exceptions and the app's handler shapes them.
+typed exceptions and the app's handler shapes them. Every other module of
+this package adds its routes to the same blueprint (models, audit, channels,
+receipts ...); `load_route_modules` imports them all.
 """
 
 from __future__ import annotations
@@ -129,3 +131,12 @@ def mine() -> tuple[Response, int]:
         raise BadRequestBody("blocks must be an integer in 1..100")
     node().request_blocks(count)
     return jsonify({"requested": count, "height": node().chain.height}), 202
+
+
+def load_route_modules() -> None:
+    """Import every module of this package so its routes land on `bp`."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
