@@ -56,6 +56,8 @@ def check_canonical_value(value: Any, depth: int = 0) -> None:
 
 
 def _check_string(text: str) -> None:
+    if text.isascii():
+        return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:

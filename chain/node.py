@@ -525,6 +525,14 @@ class ChainNode:
 
     def _execute(self, block: Block) -> tuple[StateOverlay, BlockOutcome]:
         overlay = StateOverlay(self.store)
+        # read the accounts the block obviously touches in a few queries, not one each
+        touched = {block.header.miner}
+        for tx in block.txs[1:]:
+            touched.add(tx.sender)
+            to = tx.args.get("to")
+            if isinstance(to, str):
+                touched.add(to)
+        overlay.preload_accounts(self.store.read_accounts(touched))
         outcome = apply_block_txs(
             overlay,
             block.txs,
@@ -545,7 +553,8 @@ class ChainNode:
         if executed is None or block.header.prev_hash != self.tip.hash:
             executed = self._execute(block)
         overlay, outcome = executed
-        self.store.connect_block(block, overlay.changes, outcome.receipts)
+        pooled = [tx.txid for tx in block.txs if tx.txid in self.mempool]
+        self.store.connect_block(block, overlay.changes, outcome.receipts, pooled=pooled)
         self.mempool.remove(tx.txid for tx in block.txs)
         record = replace(self.index[block.hash], status=STATUS_VALID)
         self.index[block.hash] = record

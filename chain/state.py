@@ -100,6 +100,13 @@ class StateOverlay:
             return self.parent.read_storage(contract, key)
         return self.base.read_storage(contract, key)
 
+    def preload_accounts(self, values: dict[str, tuple[int, int]]) -> None:
+        """Seed a root overlay's read cache with accounts read from its base in bulk."""
+        if self.parent is not None:
+            raise RuntimeError("only a root overlay reads its base")
+        for account, value in values.items():
+            self._base_accounts.setdefault(account, value)
+
     def balance(self, account: str) -> int:
         return self.read_account(account)[0]
 

@@ -118,8 +118,6 @@ class ChainStore:
         db["accounts"].create({"account": str, "balance": int, "nonce": int}, pk="account")
         db["storage"].create({"contract": str, "key": str, "value": str}, pk=("contract", "key"))
         db["undo"].create({"block_hash": str, "data": bytes}, pk="block_hash")
-        db["txs"].create({"txid": str, "block_hash": str, "height": int, "idx": int}, pk="txid")
-        db["txs"].create_index(["block_hash"])
         db["receipts"].create(
             {
                 "block_hash": str,
@@ -270,13 +268,27 @@ class ChainStore:
 
     # --- connect / disconnect ---------------------------------------------
 
+    def read_accounts(self, accounts: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """(balance, nonce) of many accounts in a few queries; absent ones are (0, 0)."""
+        wanted = list(dict.fromkeys(accounts))
+        found = dict.fromkeys(wanted, ACCOUNT_ZERO)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT account, balance, nonce FROM accounts WHERE account IN ({marks})", chunk
+            ).fetchall()
+            for account, balance, nonce in rows:
+                found[account] = (balance, nonce)
+        return found
+
     def _undo_for(self, changes: StateChanges) -> bytes:
+        before = self.read_accounts(changes.accounts)
         accounts = []
         for account in sorted(changes.accounts):
-            row = self.db.execute(
-                "SELECT balance, nonce FROM accounts WHERE account = ?", [account]
-            ).fetchone()
-            accounts.append([account, row[0], row[1]] if row else [account, None, None])
+            balance, nonce = before[account]
+            rows_absent = (balance, nonce) == ACCOUNT_ZERO  # zero accounts have no row
+            accounts.append([account, None, None] if rows_absent else [account, balance, nonce])
         storage = []
         for contract, key in sorted(changes.storage):
             row = self.db.execute(
@@ -320,11 +332,13 @@ class ChainStore:
         changes: StateChanges,
         receipts: Sequence[Receipt],
         *,
+        pooled: Iterable[str] | None = None,
         fail_after: str | None = None,
     ) -> None:
         """Make `block` the tip with its state changes: all of it or nothing.
 
-        `fail_after` names a step after which to raise (tests prove atomicity).
+        `pooled` names the block's txs that have mempool rows (default: all of
+        them); `fail_after` names a step after which to raise (tests prove atomicity).
         """
         block_hash = block.hash
         height = block.height
@@ -341,13 +355,10 @@ class ChainStore:
             )
             self.set_meta("tip", block_hash)
             _maybe_fail(fail_after, "tip")
-            conn.executemany(
-                "INSERT OR REPLACE INTO txs(txid, block_hash, height, idx) VALUES (?, ?, ?, ?)",
-                [(tx.txid, block_hash, height, i) for i, tx in enumerate(block.txs)],
-            )
             self._write_receipts(block_hash, height, receipts)
             _maybe_fail(fail_after, "receipts")
-            conn.executemany("DELETE FROM mempool WHERE txid = ?", [(tx.txid,) for tx in block.txs])
+            pooled = [tx.txid for tx in block.txs] if pooled is None else pooled
+            conn.executemany("DELETE FROM mempool WHERE txid = ?", [(txid,) for txid in pooled])
 
     def _write_receipts(self, block_hash: str, height: int, receipts: Sequence[Receipt]) -> None:
         conn = self.db.conn
@@ -423,7 +434,6 @@ class ChainStore:
                     )
             conn.execute("DELETE FROM undo WHERE block_hash = ?", [block_hash])
             conn.execute("DELETE FROM chain WHERE height = ?", [block.height])
-            conn.execute("DELETE FROM txs WHERE block_hash = ?", [block_hash])
             conn.execute("DELETE FROM receipts WHERE block_hash = ?", [block_hash])
             conn.execute(
                 "DELETE FROM event_index WHERE event_id IN "
@@ -488,7 +498,7 @@ class ChainStore:
 
     def tx_location(self, txid: str) -> tuple[str, int, int] | None:
         row = self.db.execute(
-            "SELECT block_hash, height, idx FROM txs WHERE txid = ?", [txid]
+            "SELECT block_hash, height, idx FROM receipts WHERE txid = ?", [txid]
         ).fetchone()
         return (row[0], row[1], row[2]) if row else None
 
