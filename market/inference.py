@@ -1,0 +1,993 @@
+"""The inference engine: registered model versions run in worker processes under limits.
+
+`InferenceService` resolves a model name to its registered version, checks an OIP request
+against the registered signature before anything runs (`prepare`), and runs it (`run`) in a
+pool of long-lived spawned workers: each caps its own address space, keeps an LRU of sessions
+built only from bytes that re-hash to the registered sha256, and is killed and replaced when a
+call crashes it or outlives the node's time limit, so a hostile model fails its own call and
+the node serves on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelchain.chain.node import ChainNode
+from modelchain.contracts.registry import StorageReader, VersionInfo, get_model, get_version
+from modelchain.contracts.registry import list_versions as registry_versions
+from modelchain.market.config import NodeConfig
+from modelchain.market.tensors import (
+    InferBadInput,
+    InferBadRequest,
+    InferDuplicateInput,
+    InferenceError,
+    InferMissingInput,
+    InferUnknownInput,
+    InferUnknownOutput,
+    InferUnsupportedParameter,
+    JsonInput,
+    bind_symbolic_dims,
+    compute_request_hash,
+    decode_input,
+    decode_json_input,
+    encode_output,
+    hash_output_records,
+    output_element_count,
+    output_record_of_value,
+)
+from modelchain.models_store.signature import ModelSignature, OptionalType, TensorType, ValueInfo
+from modelchain.models_store.store import ModelStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_SECONDS = 1.0
+"""How long a call waits for a free inference slot before the node answers infer-busy."""
+DEFAULT_MAX_SESSIONS = 16
+"""Sessions one worker keeps warm."""
+WORKER_START_SECONDS = 120.0
+"""How long a fresh worker may take to import ONNX Runtime and report ready."""
+WORKER_STOP_SECONDS = 5.0
+"""How long close() waits for a worker to exit before it kills it."""
+MAX_CACHED_SIGNATURES = 1024
+WORKER_BOOT = "from modelchain.market.inference import worker_entry; worker_entry()"
+# One thread for every math library, and few malloc arenas: each thread's stack and arena
+# counts against the worker's address-space limit, and a worker runs one call at a time.
+WORKER_ENVIRONMENT = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "MALLOC_ARENA_MAX": "2",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+# Parameters of the binary tensor and other extensions the node does not speak.
+UNSUPPORTED_PARAMETERS = frozenset(
+    {"shared_memory_region", "shared_memory_byte_size", "shared_memory_offset", "classification"}
+)
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+class ModelUnknown(InferenceError):
+    code = "model-unknown"
+    http_status = 404
+
+
+class ModelVersionUnknown(InferenceError):
+    code = "model-version-unknown"
+    http_status = 404
+
+
+class ModelVersionDeprecated(InferenceError):
+    """The version is deprecated: it can be described, not run; detail names its successor."""
+
+    code = "model-version-deprecated"
+    http_status = 410
+
+
+class ModelSignatureInvalid(InferenceError):
+    """The registration carries no usable io_signature, so inputs cannot be checked."""
+
+    code = "model-signature-invalid"
+    http_status = 422
+
+
+class ModelSignatureMismatch(InferenceError):
+    """The registered io_signature does not describe the file's inputs."""
+
+    code = "model-signature-mismatch"
+    http_status = 500
+
+
+class ModelFileMissing(InferenceError):
+    code = "model-file-missing"
+    http_status = 503
+
+
+class ModelFileCorrupt(InferenceError):
+    """The stored bytes no longer hash to the registered sha256: never served."""
+
+    code = "model-file-corrupt"
+    http_status = 500
+
+
+class ModelLoadFailed(InferenceError):
+    code = "model-load-failed"
+    http_status = 500
+
+
+class InferBusy(InferenceError):
+    code = "infer-busy"
+    http_status = 503
+
+
+class InferUnavailable(InferenceError):
+    code = "infer-unavailable"
+    http_status = 503
+
+
+class InferTimeout(InferenceError):
+    """The call ran past the node's time limit; its worker was killed and replaced."""
+
+    code = "infer-timeout"
+    http_status = 422
+
+
+class InferOutOfMemory(InferenceError):
+    """The call asked for more memory than a worker may have."""
+
+    code = "infer-out-of-memory"
+    http_status = 422
+
+
+class InferOutputTooLarge(InferenceError):
+    code = "infer-output-too-large"
+    http_status = 422
+
+
+class InferWorkerCrashed(InferenceError):
+    """The worker died during the call (a crash in ONNX Runtime, a kill); it was replaced."""
+
+    code = "infer-worker-crashed"
+    http_status = 500
+
+
+class InferInputRejected(InferenceError):
+    """ONNX Runtime refused inputs that matched the registered signature."""
+
+    code = "infer-input-rejected"
+
+
+class InferFailed(InferenceError):
+    """ONNX Runtime failed while running the model on these inputs."""
+
+    code = "infer-failed"
+    http_status = 422
+
+
+# Codes a worker reports, and the error each becomes in the node.
+_WORKER_ERRORS: dict[str, type[InferenceError]] = {
+    cls.code: cls
+    for cls in (
+        ModelFileMissing,
+        ModelFileCorrupt,
+        ModelLoadFailed,
+        ModelSignatureMismatch,
+        InferOutOfMemory,
+        InferInputRejected,
+        InferFailed,
+    )
+}
+
+
+# --- values ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCall:
+    """An inference request checked against its version's signature, ready to run or pay."""
+
+    model: str
+    version: str
+    sha256: str
+    price: int
+    """Base units for this call (0: free), from the version's current terms."""
+    inputs: dict[str, np.ndarray | JsonInput]
+    """Decoded inputs by name: arrays in the registered dtypes; maps and sequences as
+    JsonInput."""
+    outputs: tuple[str, ...]
+    """The outputs to return, in the model's order."""
+    request_hash: str
+    """compute_request_hash(sha256, inputs): what a usage_fee payment binds."""
+    request_id: str | None
+    """The request's "id", echoed in the response."""
+    parameters: dict[str, Any]
+    """The request's "parameters", untouched (a payment rides there)."""
+    binary_outputs: frozenset[str] = frozenset()
+    """Outputs the client asked for in the binary tensor extension."""
+    version_info: VersionInfo | None = field(default=None, compare=False)
+    """The registered version the call was prepared for (split, registrant...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """What one run produced."""
+
+    outputs: list[dict[str, Any]]
+    """OIP output objects, in the model's order."""
+    output_hash: str
+    """compute_output_hash(outputs)."""
+    elapsed_ms: int
+    """Wall time of the run in the worker, round trip included, in milliseconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceStats:
+    """Counters since the service started."""
+
+    worker_calls: int
+    """Calls sent to a worker (a refused request never gets here)."""
+    sessions_created: int
+    sessions_evicted: int
+    worker_restarts: int
+    """Workers replaced after a timeout, a crash or running out of memory."""
+    in_flight: int
+    """Calls holding an inference slot now."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """What a worker process needs to start."""
+
+    store_root: str
+    memory_bytes: int
+    """RLIMIT_AS of the worker."""
+    max_sessions: int
+    max_session_bytes: int
+    """Model file bytes the worker's warm sessions may add up to (at least one is kept)."""
+    intra_op_threads: int = 1
+
+
+# --- the service ---------------------------------------------------------------------------
+
+
+class InferenceService:
+    """Resolves, checks and runs inference calls; thread-safe."""
+
+    def __init__(
+        self,
+        models: ModelStore,
+        config: NodeConfig,
+        *,
+        queue_seconds: float = DEFAULT_QUEUE_SECONDS,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        max_session_bytes: int | None = None,
+    ) -> None:
+        self.models = models
+        self.config = config
+        self.queue_seconds = queue_seconds
+        self.settings = WorkerSettings(
+            store_root=str(models.root),
+            memory_bytes=config.inference_memory_bytes,
+            max_sessions=max_sessions,
+            max_session_bytes=(
+                max_session_bytes
+                if max_session_bytes is not None
+                else config.inference_memory_bytes // 4
+            ),
+        )
+        self._slots = threading.BoundedSemaphore(max(1, config.max_concurrent_inferences))
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._started = False
+        self._closed = False
+        self._signatures: dict[str, ModelSignature] = {}
+        self._resolved: dict[tuple[str, str | None], tuple[str, VersionInfo]] = {}
+        self._counts = {"calls": 0, "created": 0, "evicted": 0, "restarts": 0, "in_flight": 0}
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts the worker processes (they load ONNX Runtime in the background)."""
+        with self._lock:
+            if self._closed:
+                raise InferUnavailable("the inference service is closed")
+            if self._started:
+                return
+            for _ in range(max(1, self.config.inference_workers)):
+                worker = _Worker.spawn(self.settings)
+                self._workers.append(worker)
+                self._idle.put(worker)
+            self._started = True
+
+    def close(self) -> None:
+        """Stops every worker; calls in flight fail with infer-worker-crashed."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            workers = list(self._workers)
+        for worker in workers:
+            worker.stop()
+
+    def worker_pids(self) -> list[int]:
+        """The pids of the current workers (for operators and tests)."""
+        with self._lock:
+            return [worker.pid for worker in self._workers]
+
+    def stats(self) -> InferenceStats:
+        with self._lock:
+            counts = dict(self._counts)
+        return InferenceStats(
+            worker_calls=counts["calls"],
+            sessions_created=counts["created"],
+            sessions_evicted=counts["evicted"],
+            worker_restarts=counts["restarts"],
+            in_flight=counts["in_flight"],
+        )
+
+    # --- resolving -----------------------------------------------------------------------
+
+    def resolve(
+        self, reader: StorageReader, name: str, version: str | None, *, runnable: bool = True
+    ) -> VersionInfo:
+        """The registered version `name@version`, or without a version the newest one that is
+        not deprecated. Raises ModelUnknown, ModelVersionUnknown, and, when `runnable` (the
+        default: the version is to be run), ModelVersionDeprecated naming the successor; with
+        runnable=False a deprecated version is returned to be described.
+        """
+        model = get_model(reader, name)
+        if model is None:
+            raise ModelUnknown(f"no model named {name!r} is registered", model=name)
+        if version is not None:
+            info = get_version(reader, name, version)
+            if info is None:
+                raise ModelVersionUnknown(
+                    f"{name} has no version {version!r}", model=name, version=version
+                )
+        else:
+            versions = registry_versions(reader, name)
+            infos = [get_version(reader, name, item) for item in reversed(versions)]
+            live = [info for info in infos if info is not None and not info.deprecated]
+            newest = next((info for info in infos if info is not None), None)
+            if newest is None:
+                raise ModelVersionUnknown(f"{name} has no versions", model=name)
+            info = live[0] if live else newest
+        if runnable:
+            validate_runnable(info)
+        return info
+
+    def resolve_at_tip(
+        self, chain: ChainNode, name: str, version: str | None, *, runnable: bool = True
+    ) -> VersionInfo:
+        """resolve() on the chain's tip state, remembered until the tip changes (a reorg
+        too), so a busy node does not query the registry and take the chain lock per call."""
+        key = (name, version)
+        remembered = self._resolved.get(key)
+        if remembered is not None and remembered[0] == chain.tip.hash:
+            info = remembered[1]
+        else:
+            with chain.lock:  # one consistent state while a block may be connecting
+                tip = chain.tip.hash
+                info = self.resolve(chain.store, name, version, runnable=False)
+            if len(self._resolved) >= MAX_CACHED_SIGNATURES:
+                self._resolved.clear()
+            self._resolved[key] = (tip, info)
+        if runnable:
+            validate_runnable(info)
+        return info
+
+    def signature_of(self, info: VersionInfo) -> ModelSignature:
+        """The registered io_signature of a version; ModelSignatureInvalid if it has none."""
+        signature = self._signatures.get(info.sha256)
+        if signature is not None:
+            return signature
+        raw = info.metadata.get("io_signature") if isinstance(info.metadata, dict) else None
+        try:
+            if not raw:
+                raise ValueError("the registration has no io_signature")
+            signature = ModelSignature.from_json(raw)
+        except (ValueError, TypeError) as err:
+            raise ModelSignatureInvalid(
+                f"{info.ref} cannot be served: its io_signature is unusable ({err})"
+            ) from None
+        if len(self._signatures) >= MAX_CACHED_SIGNATURES:
+            self._signatures.clear()
+        self._signatures[info.sha256] = signature
+        return signature
+
+    def require_file(self, info: VersionInfo) -> None:
+        """Raises ModelFileMissing unless this node holds the version's file."""
+        if not self.models.has(info.sha256):
+            raise ModelFileMissing(
+                f"this node does not hold the file of {info.ref} (sha256 {info.sha256})",
+                sha256=info.sha256,
+            )
+
+    # --- preparing -----------------------------------------------------------------------
+
+    def prepare(self, version_info: VersionInfo, body: Any, binary: bytes = b"") -> PreparedCall:
+        """The OIP request `body` checked against the version's signature and decoded.
+
+        `binary` is the part of the request after the JSON header in the binary tensor
+        extension. Nothing runs and nothing is charged here; every failure is a 4xx
+        InferenceError (or ModelSignatureInvalid / ModelFileMissing for the version itself).
+        """
+        if not isinstance(body, dict):
+            raise InferBadRequest("the request body must be a JSON object")
+        signature = self.signature_of(version_info)
+        request_id = body.get("id")
+        if request_id is not None and not isinstance(request_id, str):
+            raise InferBadRequest("id must be a string")
+        parameters = body.get("parameters", {})
+        if not isinstance(parameters, dict):
+            raise InferBadRequest("parameters must be an object")
+        inputs = self._decode_inputs(signature, body.get("inputs"), binary)
+        outputs, binary_outputs = _requested_outputs(signature, body.get("outputs"), parameters)
+        self.require_file(version_info)
+        return PreparedCall(
+            model=version_info.name,
+            version=version_info.version,
+            sha256=version_info.sha256,
+            price=version_info.price,
+            inputs=inputs,
+            outputs=outputs,
+            request_hash=compute_request_hash(version_info.sha256, inputs),
+            request_id=request_id,
+            parameters=parameters,
+            binary_outputs=binary_outputs,
+            version_info=version_info,
+        )
+
+    def _decode_inputs(
+        self, signature: ModelSignature, items: Any, binary: bytes
+    ) -> dict[str, np.ndarray | JsonInput]:
+        if not isinstance(items, list):
+            raise InferBadRequest("inputs must be a list of input objects")
+        registered = {value.name: value for value in signature.inputs}
+        arrays: dict[str, np.ndarray | JsonInput] = {}
+        bound: dict[str, tuple[str, int]] = {}
+        offset = 0
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise InferBadInput("each input must be an object with a string name")
+            name = item["name"]
+            if name not in registered:
+                raise InferUnknownInput(
+                    f"the model has no input {name!r} (it takes {sorted(registered)})",
+                    inputs=sorted(registered),
+                )
+            if name in arrays:
+                raise InferDuplicateInput(f"input {name!r} is given twice")
+            raw, offset = _binary_part(name, item.get("parameters"), binary, offset)
+            tensor = _tensor_type(registered[name])
+            if tensor is None:
+                if raw is not None:
+                    raise InferBadInput(f"input {name!r} is a JSON value: it has no binary form")
+                arrays[name] = decode_json_input(
+                    item, registered[name].type, self.config.max_tensor_elements
+                )
+                continue
+            array = decode_input(item, tensor, self.config.max_tensor_elements, raw)
+            bind_symbolic_dims(bound, name, array.shape, tensor.shape)
+            arrays[name] = array
+        if offset != len(binary):
+            raise InferBadRequest(
+                f"{len(binary) - offset} bytes of binary data follow the inputs unclaimed"
+            )
+        missing = [
+            value.name
+            for value in signature.inputs
+            if value.name not in arrays and not isinstance(value.type, OptionalType)
+        ]
+        if missing:
+            raise InferMissingInput(f"inputs {missing} are missing", missing=missing)
+        return arrays
+
+    # --- running -------------------------------------------------------------------------
+
+    def run(self, prepared: PreparedCall) -> CallResult:
+        """Runs a prepared call in a worker; returns its outputs and their hash.
+
+        Raises InferBusy when every slot stays taken for queue_seconds, InferTimeout,
+        InferOutOfMemory, InferWorkerCrashed (the worker is replaced each time),
+        ModelFileCorrupt, InferOutputTooLarge, InferFailed, InferInputRejected.
+        """
+        self.start()
+        if not self._slots.acquire(timeout=self.queue_seconds):
+            raise InferBusy(
+                f"all {self.config.max_concurrent_inferences} inference slots are busy; retry"
+            )
+        self._count("in_flight", 1)
+        try:
+            reply, elapsed = self._dispatch(prepared)
+        finally:
+            self._count("in_flight", -1)
+            self._slots.release()
+        results, created, evicted = reply
+        self._count("created", int(created))
+        self._count("evicted", evicted)
+        return self._result(prepared, results, elapsed)
+
+    def _dispatch(self, prepared: PreparedCall) -> tuple[Any, float]:
+        worker = self._idle.get()
+        replace = False
+        try:
+            if self._closed:
+                raise InferUnavailable("the inference service is closed")
+            if worker.has_ended():  # died while idle (the system's OOM killer, say)
+                worker = self._replace(worker)
+            self._count("calls", 1)
+            message = (
+                prepared.sha256,
+                self._expected_inputs(prepared),
+                prepared.outputs,
+                {
+                    name: value.value if isinstance(value, JsonInput) else value
+                    for name, value in prepared.inputs.items()
+                },
+            )
+            started = time.perf_counter()
+            try:
+                try:
+                    reply = worker.call(message, self.config.inference_seconds)
+                except _WorkerLost as lost:
+                    if not lost.before_send or self._closed:
+                        raise
+                    worker = self._replace(worker)  # nothing ran: one more try on a new one
+                    started = time.perf_counter()
+                    reply = worker.call(message, self.config.inference_seconds)
+            except _WorkerLost as lost:
+                replace = True
+                raise lost.error from None
+            elapsed = time.perf_counter() - started
+            status, *rest = reply
+            if status == "ok":
+                return tuple(rest), elapsed
+            code, text, recycle = rest
+            replace = recycle
+            raise _WORKER_ERRORS.get(code, InferFailed)(text)
+        finally:
+            if replace and not self._closed:
+                worker = self._replace(worker)
+            self._idle.put(worker)
+
+    def _expected_inputs(self, prepared: PreparedCall) -> tuple[tuple[str, str | None], ...]:
+        info = prepared.version_info
+        if info is None:
+            return ()
+        signature = self.signature_of(info)
+        return tuple(
+            (value.name, value.type.elem_type if isinstance(value.type, TensorType) else None)
+            for value in signature.inputs
+        )
+
+    def _replace(self, worker: _Worker) -> _Worker:
+        worker.kill()
+        fresh = _Worker.spawn(self.settings)
+        with self._lock:
+            self._workers = [fresh if item is worker else item for item in self._workers]
+            self._counts["restarts"] += 1
+        log.warning("inference worker %d replaced by %d", worker.pid, fresh.pid)
+        return fresh
+
+    def _result(
+        self, prepared: PreparedCall, results: Mapping[str, Any], elapsed: float
+    ) -> CallResult:
+        outputs: list[dict[str, Any]] = []
+        records: list[tuple[str, bytes]] = []
+        limit = self.config.max_tensor_elements
+        for name in prepared.outputs:
+            value = results[name]
+            count = output_element_count(value)
+            if count > limit:
+                raise InferOutputTooLarge(
+                    f"output {name!r} has {count} elements, over the node's limit of {limit}",
+                    limit=limit,
+                )
+            encoded = encode_output(name, value)
+            outputs.append(encoded)
+            records.append((name, output_record_of_value(name, value, encoded)))
+        return CallResult(
+            outputs=outputs,
+            output_hash=hash_output_records(records),
+            elapsed_ms=int(elapsed * 1000),
+        )
+
+    def _count(self, key: str, delta: int) -> None:
+        with self._lock:
+            self._counts[key] += delta
+
+
+def validate_runnable(info: VersionInfo) -> None:
+    """Raises ModelVersionDeprecated (naming the successor, if any) for a deprecated version:
+    it can be described, not run."""
+    if info.deprecated:
+        successor = info.successor
+        advice = f"; use {info.name}@{successor}" if successor else ""
+        raise ModelVersionDeprecated(
+            f"{info.ref} is deprecated{advice}",
+            model=info.name,
+            version=info.version,
+            successor=successor,
+        )
+
+
+def _tensor_type(value: ValueInfo) -> TensorType | None:
+    """The tensor type of a (possibly optional) tensor input; None for a map or sequence."""
+    kind = value.type.elem if isinstance(value.type, OptionalType) else value.type
+    return kind if isinstance(kind, TensorType) else None
+
+
+def _binary_part(
+    name: str, parameters: Any, binary: bytes, offset: int
+) -> tuple[bytes | None, int]:
+    """The input's bytes in the binary tensor extension (None if its data is in JSON)."""
+    if parameters is None:
+        return None, offset
+    if not isinstance(parameters, dict):
+        raise InferBadInput(f"input {name!r}: parameters must be an object")
+    unsupported = sorted(UNSUPPORTED_PARAMETERS & set(parameters))
+    if unsupported:
+        raise InferUnsupportedParameter(f"input {name!r}: this node does not support {unsupported}")
+    if "binary_data_size" not in parameters:
+        return None, offset
+    size = parameters["binary_data_size"]
+    if type(size) is not int or size < 0:
+        raise InferBadInput(f"input {name!r}: binary_data_size must be an integer >= 0")
+    if offset + size > len(binary):
+        raise InferBadInput(
+            f"input {name!r} claims {size} binary bytes; only {len(binary) - offset} remain"
+        )
+    return binary[offset : offset + size], offset + size
+
+
+def _requested_outputs(
+    signature: ModelSignature, requested: Any, parameters: dict[str, Any]
+) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The outputs to return, in the model's order, and which of them go binary."""
+    tensors = {value.name for value in signature.outputs if isinstance(value.type, TensorType)}
+    default_binary = parameters.get("binary_data_output", False)
+    if not isinstance(default_binary, bool):
+        raise InferBadRequest("parameters.binary_data_output must be true or false")
+    order = [value.name for value in signature.outputs]
+    if requested is None:
+        names = set(order)
+        binary = {name for name in names if default_binary}
+    else:
+        if not isinstance(requested, list):
+            raise InferBadRequest("outputs must be a list of {name} objects")
+        names, binary = set(), set()
+        for item in requested:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise InferBadRequest("each requested output must be an object with a name")
+            name = item["name"]
+            if name not in order:
+                raise InferUnknownOutput(
+                    f"the model has no output {name!r} (it has {order})", outputs=order
+                )
+            if name in names:
+                raise InferBadRequest(f"output {name!r} is requested twice")
+            options = item.get("parameters", {})
+            if not isinstance(options, dict):
+                raise InferBadRequest(f"output {name!r}: parameters must be an object")
+            unsupported = sorted(UNSUPPORTED_PARAMETERS & set(options))
+            if unsupported:
+                raise InferUnsupportedParameter(
+                    f"output {name!r}: this node does not support {unsupported}"
+                )
+            wants_binary = options.get("binary_data", default_binary)
+            if not isinstance(wants_binary, bool):
+                raise InferBadRequest(f"output {name!r}: binary_data must be true or false")
+            names.add(name)
+            if wants_binary:
+                binary.add(name)
+    # Non-tensor outputs have no binary form: they stay JSON whatever was asked.
+    return tuple(name for name in order if name in names), frozenset(binary & tensors)
+
+
+# --- worker processes ----------------------------------------------------------------------
+
+
+class _WorkerLost(Exception):
+    """The worker ended or was killed during a call; carries the error to raise."""
+
+    def __init__(self, error: InferenceError, *, before_send: bool = False) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.before_send = before_send
+        """True when the call never reached the worker: it may go to another one."""
+
+
+class _Worker:
+    """One worker process and the parent's end of its socket; used by one call at a time.
+
+    A worker is a fresh interpreter (`python -P -c ...`), not a fork: it shares nothing with
+    the node's threads and does not import the node's main module, only this one.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+        self.ready = False
+
+    @classmethod
+    def spawn(cls, settings: WorkerSettings) -> _Worker:
+        parent_end, child_end = socket.socketpair()
+        with parent_end, child_end:
+            fd = child_end.fileno()
+            process = subprocess.Popen(
+                [sys.executable, "-P", "-c", WORKER_BOOT, str(fd)],
+                pass_fds=(fd,),
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **WORKER_ENVIRONMENT},
+            )
+            conn = Connection(parent_end.detach())
+        conn.send(settings)
+        return cls(process, conn)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def has_ended(self) -> bool:
+        return self.process.poll() is not None
+
+    def call(self, message: Any, seconds: float) -> Any:
+        """Sends one call and waits up to `seconds` for its reply; raises _WorkerLost."""
+        self._wait_ready()
+        try:
+            self.conn.send(message)
+        except OSError:  # the worker is gone: the call never reached it
+            error = InferWorkerCrashed(self._describe_end("before the call"))
+            raise _WorkerLost(error, before_send=True) from None
+        try:
+            if not self.conn.poll(seconds):
+                self.kill()
+                raise _WorkerLost(
+                    InferTimeout(f"the model ran past the node's {seconds:g} s limit")
+                )
+            return self.conn.recv()
+        except (EOFError, OSError):
+            raise _WorkerLost(InferWorkerCrashed(self._describe_end("during the call"))) from None
+
+    def _wait_ready(self) -> None:
+        if self.ready:
+            return
+        try:
+            if self.conn.poll(WORKER_START_SECONDS):
+                message = self.conn.recv()
+                if message == ("ready", self.pid):
+                    self.ready = True
+                    return
+        except (EOFError, OSError):
+            pass
+        raise _WorkerLost(
+            InferWorkerCrashed(
+                self._describe_end("while starting")
+                + " (is inference_memory_bytes too low to load ONNX Runtime?)"
+            )
+        )
+
+    def _describe_end(self, when: str) -> str:
+        try:
+            code: int | None = self.process.wait(1.0)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code is None:
+            how = "stopped answering"
+        elif code < 0:
+            try:
+                how = f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+        else:
+            how = f"exited with status {code}"
+        return f"the inference worker {how} {when}"
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.conn.close()
+
+    def stop(self) -> None:
+        """Asks the worker to exit, and kills it if it does not in time."""
+        try:
+            self.conn.send(None)
+            self.process.wait(WORKER_STOP_SECONDS)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+
+class SessionCache:
+    """An LRU of loaded models bounded by count and by their files' total bytes.
+
+    The newest entry is always kept, even alone over the byte bound, so any model that loads
+    can run. `load(sha256)` returns (session, size in bytes).
+    """
+
+    def __init__(
+        self, max_count: int, max_bytes: int, load: Callable[[str], tuple[Any, int]]
+    ) -> None:
+        self.max_count = max(1, max_count)
+        self.max_bytes = max_bytes
+        self._load = load
+        self._entries: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self.total_bytes = 0
+
+    def get(self, sha256: str) -> tuple[Any, bool, int]:
+        """(session, created now, entries evicted to make room)."""
+        entry = self._entries.get(sha256)
+        if entry is not None:
+            self._entries.move_to_end(sha256)
+            return entry[0], False, 0
+        session, size = self._load(sha256)
+        self._entries[sha256] = (session, size)
+        self.total_bytes += size
+        evicted = 0
+        while len(self._entries) > 1 and (
+            len(self._entries) > self.max_count or self.total_bytes > self.max_bytes
+        ):
+            _, (_, old_size) = self._entries.popitem(last=False)
+            self.total_bytes -= old_size
+            evicted += 1
+        return session, True, evicted
+
+    def keys(self) -> list[str]:
+        """Cached sha256s, least recently used first."""
+        return list(self._entries)
+
+
+def _lower_limit(kind: int, value: int) -> None:
+    _, hard = resource.getrlimit(kind)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(kind, (value, value))
+
+
+def worker_entry() -> None:
+    """The worker process's entry point (WORKER_BOOT): its socket's fd is argv[1]."""
+    conn = Connection(int(sys.argv[1]))
+    settings = conn.recv()
+    worker_main(conn, settings)
+
+
+def worker_main(conn: Connection, settings: WorkerSettings) -> None:
+    """A worker's life: cap memory, load ONNX Runtime, then answer calls until told to stop.
+
+    Call: (sha256, expected inputs, output names, feeds). Reply: ("ok", results, session
+    created, sessions evicted) or ("error", code, message, replace me).
+    """
+    _lower_limit(resource.RLIMIT_AS, settings.memory_bytes)
+    _lower_limit(resource.RLIMIT_CORE, 0)  # a crash leaves no core file behind
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the node stops its workers itself
+    from modelchain.models_store import runtime  # heavy: imported under the limit
+
+    runtime.ort.set_default_logger_severity(4)  # failures come back as exceptions
+    store = ModelStore(Path(settings.store_root))
+    expected_by_sha: dict[str, tuple[tuple[str, str | None], ...]] = {}
+
+    def load(sha256: str) -> tuple[Any, int]:
+        data = store.read_verified(sha256)
+        options = runtime.make_session_options(settings.intra_op_threads)
+        # Without the arena, memory a big call took goes back at its end instead of staying
+        # reserved under the worker's address-space limit.
+        options.enable_cpu_mem_arena = False
+        session = runtime.ort.InferenceSession(
+            data, options, providers=list(runtime.CPU_PROVIDERS), read_config_from_model=0
+        )
+        _check_session_inputs(session, expected_by_sha.get(sha256, ()), runtime)
+        return session, len(data)
+
+    cache = SessionCache(settings.max_sessions, settings.max_session_bytes, load)
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        sha256, expected, output_names, feeds = message
+        expected_by_sha[sha256] = expected
+        try:
+            reply = _run_call(cache, sha256, output_names, feeds, runtime)
+        except MemoryError:
+            reply = (
+                "error",
+                InferOutOfMemory.code,
+                "the call ran out of the worker's memory",
+                True,
+            )
+        del feeds
+        try:
+            conn.send(reply)
+        except MemoryError:
+            conn.send(("error", InferOutOfMemory.code, "the outputs do not fit in memory", True))
+
+
+def _run_call(
+    cache: SessionCache, sha256: str, output_names: tuple[str, ...], feeds: Any, runtime: Any
+) -> tuple[Any, ...]:
+    from modelchain.models_store.errors import (
+        InferenceFailed,
+        ModelBadInput,
+        StoreCorruptFile,
+        StoreModelNotFound,
+        is_out_of_memory_message,
+    )
+
+    try:
+        session, created, evicted = cache.get(sha256)
+    except StoreCorruptFile as err:
+        return ("error", ModelFileCorrupt.code, err.message, False)
+    except StoreModelNotFound as err:
+        return ("error", ModelFileMissing.code, err.message, False)
+    except _SignatureMismatch as err:
+        return ("error", ModelSignatureMismatch.code, str(err), False)
+    except Exception as err:  # ORT's load errors share no base class
+        if is_out_of_memory_message(str(err)):
+            return ("error", InferOutOfMemory.code, f"loading the model: {err}"[:500], True)
+        return (
+            "error",
+            ModelLoadFailed.code,
+            f"ONNX Runtime could not load it: {err}"[:500],
+            False,
+        )
+    try:
+        results = runtime.run(session, feeds)
+    except ModelBadInput as err:
+        return ("error", InferInputRejected.code, err.message[:1000], False)
+    except InferenceFailed as err:
+        if is_out_of_memory_message(err.message):
+            return (
+                "error",
+                InferOutOfMemory.code,
+                "the model asked for more memory than the node allows a call",
+                True,
+            )
+        return ("error", InferFailed.code, err.message[:1000], False)
+    return ("ok", {name: results[name] for name in output_names}, created, evicted)
+
+
+class _SignatureMismatch(Exception):
+    pass
+
+
+def _check_session_inputs(
+    session: Any, expected: tuple[tuple[str, str | None], ...], runtime: Any
+) -> None:
+    """Raises _SignatureMismatch if the registered inputs are not the file's inputs."""
+    if not expected:
+        return
+    actual = {arg.name: runtime.tensor_elem_type(arg.type) for arg in session.get_inputs()}
+    registered = dict(expected)
+    if set(actual) != set(registered):
+        raise _SignatureMismatch(
+            f"the registered inputs {sorted(registered)} are not the file's {sorted(actual)}"
+        )
+    for name, elem in registered.items():
+        if elem is not None and actual[name] != elem:
+            raise _SignatureMismatch(
+                f"input {name!r} is registered as {elem}, the file takes {actual[name]}"
+            )

@@ -1,0 +1,441 @@
+"""Factories for market and web tests: a regtest MarketNode, models registered on its chain,
+and small ONNX models built with onnx.helper (identity over every dtype, ZipMap, sequences,
+an MLP, graphs that explode or crawl at run time). Nothing is downloaded.
+
+Registration is what a node does for an upload, without the HTTP round: the file goes into
+node.models, its signature is read (in-process: the bytes are the test's own), the dev wallet
+signs registry.register with it, and a block is mined by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from factories import mine_tip
+from onnx import TensorProto, helper, numpy_helper
+
+from modelchain.chain.keys import KeyPair
+from modelchain.chain.tx import Tx, make_tx
+from modelchain.contracts.registry import VersionInfo, get_version
+from modelchain.market.config import NodeConfig, dev_wallet
+from modelchain.market.node import MarketNode
+from modelchain.models_store.validate import validate_model_bytes
+
+REGISTRATION_TX_FEE = 200_000
+"""Covers 1 unit per byte of a register tx with a large io_signature."""
+ML_DOMAIN = "ai.onnx.ml"
+
+# ONNX element types by the names signatures record, with the code onnx.helper wants: every
+# type ONNX Runtime runs Identity over (see tests/models_store/conftest.py).
+ELEMENT_TYPES: dict[str, int] = {
+    "float32": TensorProto.FLOAT,
+    "float64": TensorProto.DOUBLE,
+    "float16": TensorProto.FLOAT16,
+    "bfloat16": TensorProto.BFLOAT16,
+    "int8": TensorProto.INT8,
+    "int16": TensorProto.INT16,
+    "int32": TensorProto.INT32,
+    "int64": TensorProto.INT64,
+    "uint8": TensorProto.UINT8,
+    "uint16": TensorProto.UINT16,
+    "uint32": TensorProto.UINT32,
+    "uint64": TensorProto.UINT64,
+    "bool": TensorProto.BOOL,
+    "string": TensorProto.STRING,
+    "float8e4m3fn": TensorProto.FLOAT8E4M3FN,
+    "float8e4m3fnuz": TensorProto.FLOAT8E4M3FNUZ,
+    "float8e5m2": TensorProto.FLOAT8E5M2,
+    "float8e5m2fnuz": TensorProto.FLOAT8E5M2FNUZ,
+}
+
+
+# --- nodes and registration -------------------------------------------------------------------
+
+
+def regtest_config(data_dir: Path, **overrides: Any) -> NodeConfig:
+    """A regtest node's config without a mining loop; small worker pool by default."""
+    fields: dict[str, Any] = {
+        "data_dir": data_dir,
+        "network": "regtest",
+        "mine": False,
+        "inference_workers": 1,
+        "inference_memory_bytes": 2 * 1024**3,
+    }
+    fields.update(overrides)
+    return NodeConfig(**fields)
+
+
+def signed_call(
+    node: MarketNode, method: str, args: dict[str, Any], key: KeyPair | None = None
+) -> Tx:
+    key = key or dev_wallet()
+    return make_tx(
+        key,
+        chain_id=node.params.chain_id,
+        nonce=node.chain.pending_nonce(key.account),
+        fee=REGISTRATION_TX_FEE,
+        contract="registry",
+        method=method,
+        args=args,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One version to register: its bytes and terms."""
+
+    name: str
+    model: onnx.ModelProto | bytes
+    version: str = "1"
+    price: int = 0
+    io_signature: dict[str, Any] | None = None
+    """None: the signature read from the bytes."""
+
+    @property
+    def data(self) -> bytes:
+        return self.model if isinstance(self.model, bytes) else self.model.SerializeToString()
+
+
+def register_models(node: MarketNode, specs: Sequence[ModelSpec]) -> list[VersionInfo]:
+    """Stores each file, registers each version from the dev wallet, mines one block; returns
+    the registered versions (fails the test if one did not register)."""
+    owner = dev_wallet().account
+    for spec in specs:
+        data = spec.data
+        stored = node.models.put_bytes(data)
+        signature = spec.io_signature
+        if signature is None:
+            signature = validate_model_bytes(data).to_json()
+        args = {
+            "name": spec.name,
+            "version": spec.version,
+            "sha256": stored.sha256,
+            "price": spec.price,
+            "split": {"owners": [[owner, 10_000]], "node": 0},
+            "metadata": {"io_signature": signature},
+        }
+        node.submit_tx(signed_call(node, "register", args))
+    mine_tip(node.chain)
+    infos = []
+    for spec in specs:
+        info = get_version(node.store, spec.name, spec.version)
+        assert info is not None, f"{spec.name}@{spec.version} did not register"
+        infos.append(info)
+    return infos
+
+
+def register_model(
+    node: MarketNode, name: str, model: onnx.ModelProto | bytes, **kw: Any
+) -> VersionInfo:
+    return register_models(node, [ModelSpec(name, model, **kw)])[0]
+
+
+def deprecate_version(
+    node: MarketNode, name: str, version: str, successor: str | None = None
+) -> None:
+    args: dict[str, Any] = {"name": name, "version": version}
+    if successor is not None:
+        args["successor"] = successor
+    node.submit_tx(signed_call(node, "deprecate", args))
+    mine_tip(node.chain)
+    info = get_version(node.store, name, version)
+    assert info is not None and info.deprecated
+
+
+def flip_byte(path: Path, offset: int = -1) -> None:
+    """Changes one byte of a file in place (a corrupt copy on disk)."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Polls predicate until it holds; fails naming it after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate.__name__}")
+        time.sleep(0.01)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# --- models ------------------------------------------------------------------------------------
+
+
+def tensor_info(name: str, elem_type: int, shape: Sequence[int | str | None] | None) -> Any:
+    return helper.make_tensor_value_info(name, elem_type, shape)
+
+
+def make_model(
+    nodes: Sequence[onnx.NodeProto],
+    inputs: Sequence[Any],
+    outputs: Sequence[Any],
+    *,
+    initializers: Sequence[onnx.TensorProto] = (),
+    opset: int = 21,
+    ir_version: int = 10,
+    extra_opsets: dict[str, int] | None = None,
+    doc: str = "",
+) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        list(nodes), "test-graph", list(inputs), list(outputs), initializer=list(initializers)
+    )
+    opsets = [helper.make_opsetid("", opset)]
+    opsets += [helper.make_opsetid(d, v) for d, v in (extra_opsets or {}).items()]
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=ir_version)
+    model.doc_string = doc  # distinct docs give distinct bytes, so distinct sha256s
+    return model
+
+
+def identity_model(elem_type: int, shape: Sequence[int | str | None] = ("n", 2)) -> onnx.ModelProto:
+    return make_model(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        [tensor_info("x", elem_type, shape)],
+        [tensor_info("y", elem_type, shape)],
+    )
+
+
+def all_dtypes_model(names: Sequence[str] = tuple(ELEMENT_TYPES)) -> onnx.ModelProto:
+    """One Identity per element type: inputs in_<type>, outputs out_<type>, shape [batch, 2]."""
+    nodes, inputs, outputs = [], [], []
+    for name in names:
+        elem = ELEMENT_TYPES[name]
+        nodes.append(helper.make_node("Identity", [f"in_{name}"], [f"out_{name}"]))
+        inputs.append(tensor_info(f"in_{name}", elem, ["batch", 2]))
+        outputs.append(tensor_info(f"out_{name}", elem, ["batch", 2]))
+    return make_model(nodes, inputs, outputs)
+
+
+def add_mul_model(doc: str = "") -> onnx.ModelProto:
+    """Two inputs a [n, 3] and b [3] (FP32), two outputs: sum = a + b, product = a * b."""
+    return make_model(
+        [
+            helper.make_node("Add", ["a", "b"], ["sum"]),
+            helper.make_node("Mul", ["a", "b"], ["product"]),
+        ],
+        [tensor_info("a", TensorProto.FLOAT, ["n", 3]), tensor_info("b", TensorProto.FLOAT, [3])],
+        [
+            tensor_info("sum", TensorProto.FLOAT, ["n", 3]),
+            tensor_info("product", TensorProto.FLOAT, ["n", 3]),
+        ],
+        doc=doc,
+    )
+
+
+def mlp_model(
+    features: int = 16, hidden: int = 32, classes: int = 4, seed: int = 7
+) -> onnx.ModelProto:
+    """A small MLP: x [batch, features] -> Gemm -> Relu -> Gemm -> Softmax -> y [batch, classes]."""
+    rng = np.random.default_rng(seed)
+    w1 = numpy_helper.from_array(rng.standard_normal((features, hidden)).astype(np.float32), "w1")
+    b1 = numpy_helper.from_array(np.zeros(hidden, dtype=np.float32), "b1")
+    w2 = numpy_helper.from_array(rng.standard_normal((hidden, classes)).astype(np.float32), "w2")
+    b2 = numpy_helper.from_array(np.zeros(classes, dtype=np.float32), "b2")
+    return make_model(
+        [
+            helper.make_node("Gemm", ["x", "w1", "b1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("Gemm", ["r", "w2", "b2"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["y"], axis=-1),
+        ],
+        [tensor_info("x", TensorProto.FLOAT, ["batch", features])],
+        [tensor_info("y", TensorProto.FLOAT, ["batch", classes])],
+        initializers=[w1, b1, w2, b2],
+    )
+
+
+def zipmap_classifier_model(string_labels: bool = False) -> onnx.ModelProto:
+    """A LinearClassifier over 3 features with ZipMap probabilities, as scikit-learn exports:
+    outputs label [N] and probabilities, a sequence of maps class -> probability."""
+    key_type = TensorProto.STRING if string_labels else TensorProto.INT64
+    labels: dict[str, Any] = (
+        {"classlabels_strings": ["cat", "dog"]} if string_labels else {"classlabels_ints": [0, 1]}
+    )
+    zip_labels: dict[str, Any] = (
+        {"classlabels_strings": ["cat", "dog"]} if string_labels else {"classlabels_int64s": [0, 1]}
+    )
+    probabilities = helper.make_value_info(
+        "probabilities",
+        helper.make_sequence_type_proto(
+            helper.make_map_type_proto(
+                key_type, helper.make_tensor_type_proto(TensorProto.FLOAT, [])
+            )
+        ),
+    )
+    return make_model(
+        [
+            helper.make_node(
+                "LinearClassifier",
+                ["features"],
+                ["label", "scores"],
+                domain=ML_DOMAIN,
+                coefficients=[0.5, -0.25, 1.0, -0.5, 0.25, -1.0],
+                intercepts=[0.0, 0.125],
+                post_transform="SOFTMAX",
+                **labels,
+            ),
+            helper.make_node(
+                "ZipMap", ["scores"], ["probabilities"], domain=ML_DOMAIN, **zip_labels
+            ),
+        ],
+        [tensor_info("features", TensorProto.FLOAT, ["N", 3])],
+        [tensor_info("label", key_type, ["N"]), probabilities],
+        opset=17,
+        ir_version=8,
+        extra_opsets={ML_DOMAIN: 3},
+    )
+
+
+def sequence_model() -> onnx.ModelProto:
+    """a [n] (FP32) -> pair, a sequence of two tensors (a, a), and maybe, an optional of a."""
+    return make_model(
+        [
+            helper.make_node("SequenceConstruct", ["a", "a"], ["pair"]),
+            helper.make_node("Optional", ["a"], ["maybe"]),
+        ],
+        [tensor_info("a", TensorProto.FLOAT, ["n"])],
+        [
+            helper.make_tensor_sequence_value_info("pair", TensorProto.FLOAT, ["n"]),
+            helper.make_value_info(
+                "maybe",
+                helper.make_optional_type_proto(
+                    helper.make_tensor_type_proto(TensorProto.FLOAT, ["n"])
+                ),
+            ),
+        ],
+        opset=18,
+        ir_version=8,
+    )
+
+
+def dict_vectorizer_model() -> onnx.ModelProto:
+    """features, a map(string -> float), as a [1, 3] vector over the vocabulary a, b, c."""
+    features = helper.make_value_info(
+        "features",
+        helper.make_map_type_proto(
+            TensorProto.STRING, helper.make_tensor_type_proto(TensorProto.FLOAT, [])
+        ),
+    )
+    node = helper.make_node(
+        "DictVectorizer",
+        ["features"],
+        ["vector"],
+        domain=ML_DOMAIN,
+        string_vocabulary=["a", "b", "c"],
+    )
+    return make_model(
+        [node],
+        [features],
+        [tensor_info("vector", TensorProto.FLOAT, [1, 3])],
+        opset=17,
+        ir_version=8,
+        extra_opsets={ML_DOMAIN: 3},
+    )
+
+
+def concat_sequence_model() -> onnx.ModelProto:
+    """items, a sequence of FP32 vectors, concatenated into one: joined [m]."""
+    return make_model(
+        [helper.make_node("ConcatFromSequence", ["items"], ["joined"], axis=0)],
+        [helper.make_tensor_sequence_value_info("items", TensorProto.FLOAT, ["n"])],
+        [tensor_info("joined", TensorProto.FLOAT, ["m"])],
+        opset=18,
+        ir_version=8,
+    )
+
+
+def exploding_model() -> onnx.ModelProto:
+    """shape [2] (INT64) -> total: ConstantOfShape(shape) summed. Small shapes run at once; a
+    shape of [100000, 100000] asks for 40 GB at run time."""
+    one = numpy_helper.from_array(np.array([1.0], dtype=np.float32))
+    return make_model(
+        [
+            helper.make_node("ConstantOfShape", ["shape"], ["ones"], value=one),
+            helper.make_node("ReduceSum", ["ones"], ["total"], keepdims=0),
+        ],
+        [tensor_info("shape", TensorProto.INT64, [2])],
+        [tensor_info("total", TensorProto.FLOAT, [])],
+    )
+
+
+def slow_model() -> onnx.ModelProto:
+    """size [2] (INT64) -> total: MatMul of two ones matrices of that shape, summed. [4, 4] is
+    instant; [6000, 6000] is hundreds of GFLOP on one thread (a minute or more)."""
+    one = numpy_helper.from_array(np.array([1.0], dtype=np.float32))
+    return make_model(
+        [
+            helper.make_node("ConstantOfShape", ["size"], ["a"], value=one),
+            helper.make_node("MatMul", ["a", "a"], ["b"]),
+            helper.make_node("ReduceSum", ["b"], ["total"], keepdims=0),
+        ],
+        [tensor_info("size", TensorProto.INT64, [2])],
+        [tensor_info("total", TensorProto.FLOAT, [])],
+    )
+
+
+def lying_signature_model() -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """An INT64 identity whose registration claims an FP32 input: the signature lies."""
+    model = identity_model(TensorProto.INT64, [2])
+    model.doc_string = "lying"
+    truth = validate_model_bytes(model.SerializeToString()).to_json()
+    lie = {
+        **truth,
+        "inputs": [{"name": "x", "type": {"tensor": {"elem_type": "float32", "shape": [2]}}}],
+    }
+    return model, lie
+
+
+def standard_specs() -> list[ModelSpec]:
+    """The models most market and web tests share, registered on one node per module."""
+    lying, lie = lying_signature_model()
+    return [
+        ModelSpec("mlp", mlp_model()),
+        # models_store.runtime cannot run string inputs beside bfloat16/float8 outputs (its
+        # raw-bits path feeds OrtValues only), so strings get a model of their own
+        ModelSpec("dtypes", all_dtypes_model([t for t in ELEMENT_TYPES if t != "string"])),
+        ModelSpec("strings", identity_model(TensorProto.STRING, ["batch", 2])),
+        ModelSpec("zipmap", zipmap_classifier_model()),
+        ModelSpec("zipmap-str", zipmap_classifier_model(string_labels=True)),
+        ModelSpec("seq", sequence_model()),
+        ModelSpec("vectorizer", dict_vectorizer_model()),
+        ModelSpec("concat", concat_sequence_model()),
+        ModelSpec("addmul", add_mul_model()),
+        ModelSpec("fixed", identity_model(TensorProto.FLOAT, [2, 3])),
+        ModelSpec("explode", exploding_model()),
+        ModelSpec("slow", slow_model()),
+        ModelSpec("versions", add_mul_model("v1"), version="1"),
+        ModelSpec("versions", add_mul_model("v2"), version="2"),
+        ModelSpec("versions", add_mul_model("v3"), version="3"),
+        ModelSpec("old", add_mul_model("old1"), version="1"),
+        ModelSpec("priced", add_mul_model("priced"), price=25),
+        ModelSpec("absent", add_mul_model("absent")),
+        ModelSpec("liar", lying, io_signature=lie),
+        ModelSpec("unsigned", add_mul_model("unsigned"), io_signature={}),
+    ]
+
+
+def open_market_node(data_dir: Path, **config: Any) -> tuple[MarketNode, dict[str, VersionInfo]]:
+    """A regtest node with standard_specs() registered: versions@3 is deprecated for @2 (so
+    @2 is the newest live one), old@1 is deprecated without successor, and absent's file is
+    deleted from the store. Returns the node and the versions by "name@version"."""
+    node = MarketNode(regtest_config(data_dir, **config))
+    infos = register_models(node, standard_specs())
+    deprecate_version(node, "versions", "3", successor="2")
+    deprecate_version(node, "old", "1")
+    by_ref = {info.ref: get_version(node.store, info.name, info.version) for info in infos}
+    node.models.delete(by_ref["absent@1"].sha256)
+    return node, by_ref  # type: ignore[return-value]

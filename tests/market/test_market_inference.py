@@ -1,0 +1,540 @@
+"""The inference engine: resolving registered versions, checking requests before anything
+runs, running them in worker processes, and surviving models that crash, explode or crawl.
+
+A regtest node per module carries the standard models (tests/factories_market.py). Tests that
+need their own limits build their own InferenceService over the node's model store; each
+counts worker calls and session creations through stats().
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+from factories_market import flip_byte, mlp_model, register_model, wait_until
+
+from modelchain.contracts.registry import VersionInfo
+from modelchain.market.inference import (
+    InferenceService,
+    PreparedCall,
+    SessionCache,
+)
+from modelchain.market.node import MarketNode
+from modelchain.market.tensors import InferenceError, compute_output_hash, compute_request_hash
+from modelchain.models_store import runtime
+
+MLP_INPUT = {"name": "x", "datatype": "FP32", "shape": [2, 16], "data": [0.25] * 32}
+ADDMUL_INPUTS = [
+    {"name": "a", "datatype": "FP32", "shape": [2, 3], "data": [[1, 2, 3], [4, 5, 6]]},
+    {"name": "b", "datatype": "FP32", "shape": [3], "data": [10, 20, 30]},
+]
+
+
+@pytest.fixture
+def make_service(market_node: MarketNode) -> Iterator[Any]:
+    """Factory: an InferenceService over the node's store with config overrides; closed after."""
+    made: list[InferenceService] = []
+
+    def make(**overrides: Any) -> InferenceService:
+        service_options = {
+            key: overrides.pop(key)
+            for key in ("queue_seconds", "max_sessions", "max_session_bytes")
+            if key in overrides
+        }
+        config = replace(market_node.config, **overrides)
+        service = InferenceService(market_node.models, config, **service_options)
+        made.append(service)
+        return service
+
+    yield make
+    for service in made:
+        service.close()
+
+
+def raises_code(code: str, call: Any, *args: Any, **kwargs: Any) -> InferenceError:
+    with pytest.raises(InferenceError) as err:
+        call(*args, **kwargs)
+    assert err.value.code == code, err.value.message
+    return err.value
+
+
+def prepare(
+    service: InferenceService, info: VersionInfo, inputs: list[dict[str, Any]], **body: Any
+) -> PreparedCall:
+    return service.prepare(info, {"inputs": inputs, **body})
+
+
+# --- resolving -------------------------------------------------------------------------------
+
+
+def test_without_a_version_the_newest_live_version_is_resolved(market_node: MarketNode) -> None:
+    info = market_node.inference.resolve(market_node.store, "versions", None)
+    assert info.version == "2"  # @3 is deprecated in favour of @2
+
+
+def test_unknown_model_and_version_are_404s(market_node: MarketNode) -> None:
+    service = market_node.inference
+    error = raises_code("model-unknown", service.resolve, market_node.store, "nope", None)
+    assert error.http_status == 404
+    error = raises_code("model-version-unknown", service.resolve, market_node.store, "mlp", "9")
+    assert error.http_status == 404
+
+
+def test_a_deprecated_version_is_described_but_not_run(market_node: MarketNode) -> None:
+    service = market_node.inference
+    error = raises_code(
+        "model-version-deprecated", service.resolve, market_node.store, "versions", "3"
+    )
+    assert error.http_status == 410 and error.detail["successor"] == "2"
+    assert "versions@2" in error.message
+    described = service.resolve(market_node.store, "versions", "3", runnable=False)
+    assert described.deprecated and described.successor == "2"
+
+
+def test_a_model_whose_only_version_is_deprecated_cannot_run(market_node: MarketNode) -> None:
+    error = raises_code(
+        "model-version-deprecated", market_node.inference.resolve, market_node.store, "old", None
+    )
+    assert error.detail["successor"] is None
+
+
+def test_resolving_at_the_tip_follows_new_blocks(
+    market_node: MarketNode, versions: dict[str, VersionInfo]
+) -> None:
+    service = market_node.inference
+    assert service.resolve_at_tip(market_node.chain, "mlp", None).version == "1"
+    register_model(market_node, "mlp", mlp_model(features=16, seed=8), version="2")
+    assert service.resolve_at_tip(market_node.chain, "mlp", None).version == "2"
+
+
+# --- preparing: every rule broken, nothing run ------------------------------------------------
+
+GOOD_A, GOOD_B = ADDMUL_INPUTS
+BROKEN_REQUESTS: dict[str, tuple[Any, str]] = {
+    "body-not-object": ([GOOD_A, GOOD_B], "infer-bad-request"),
+    "inputs-missing": ({}, "infer-bad-request"),
+    "inputs-not-list": ({"inputs": GOOD_A}, "infer-bad-request"),
+    "input-not-object": ({"inputs": [GOOD_A, "b"]}, "infer-bad-input"),
+    "input-without-name": ({"inputs": [GOOD_A, {**GOOD_B, "name": None}]}, "infer-bad-input"),
+    "input-unknown": ({"inputs": [GOOD_A, GOOD_B, {**GOOD_B, "name": "c"}]}, "infer-unknown-input"),
+    "input-twice": ({"inputs": [GOOD_A, GOOD_B, GOOD_B]}, "infer-duplicate-input"),
+    "input-missing": ({"inputs": [GOOD_A]}, "infer-missing-input"),
+    "datatype-wrong": ({"inputs": [GOOD_A, {**GOOD_B, "datatype": "FP64"}]}, "infer-bad-datatype"),
+    "fixed-dim-wrong": (
+        {"inputs": [GOOD_A, {**GOOD_B, "shape": [4], "data": [1, 2, 3, 4]}]},
+        "infer-bad-shape",
+    ),
+    "rank-wrong": (
+        {"inputs": [{**GOOD_A, "shape": [6], "data": [1] * 6}, GOOD_B]},
+        "infer-bad-shape",
+    ),
+    "data-not-shape": ({"inputs": [GOOD_A, {**GOOD_B, "data": [1, 2]}]}, "infer-bad-shape"),
+    "data-not-numbers": (
+        {"inputs": [GOOD_A, {**GOOD_B, "data": ["1", "2", "3"]}]},
+        "infer-bad-data",
+    ),
+    "too-many-elements": (
+        {"inputs": [{**GOOD_A, "shape": [400, 3], "data": [0] * 1200}, GOOD_B]},
+        "infer-too-many-elements",
+    ),
+    "output-unknown": (
+        {"inputs": ADDMUL_INPUTS, "outputs": [{"name": "quotient"}]},
+        "infer-unknown-output",
+    ),
+    "output-twice": (
+        {"inputs": ADDMUL_INPUTS, "outputs": [{"name": "sum"}, {"name": "sum"}]},
+        "infer-bad-request",
+    ),
+    "outputs-not-list": (
+        {"inputs": ADDMUL_INPUTS, "outputs": {"name": "sum"}},
+        "infer-bad-request",
+    ),
+    "id-not-string": ({"inputs": ADDMUL_INPUTS, "id": 7}, "infer-bad-request"),
+    "parameters-not-object": ({"inputs": ADDMUL_INPUTS, "parameters": []}, "infer-bad-request"),
+    "shared-memory": (
+        {"inputs": [GOOD_A, {**GOOD_B, "parameters": {"shared_memory_region": "r"}}]},
+        "infer-unsupported-parameter",
+    ),
+    "classification": (
+        {
+            "inputs": ADDMUL_INPUTS,
+            "outputs": [{"name": "sum", "parameters": {"classification": 2}}],
+        },
+        "infer-unsupported-parameter",
+    ),
+    "binary-size-past-end": (
+        {
+            "inputs": [
+                GOOD_A,
+                {
+                    "name": "b",
+                    "datatype": "FP32",
+                    "shape": [3],
+                    "parameters": {"binary_data_size": 12},
+                },
+            ]
+        },
+        "infer-bad-input",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_REQUESTS))
+def test_a_request_breaking_one_rule_is_refused_before_anything_runs(
+    case: str, make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(max_tensor_elements=1000)
+    body, code = BROKEN_REQUESTS[case]
+    error = raises_code(code, service.prepare, versions["addmul@1"], body)
+    assert 400 <= error.http_status < 500
+    assert service.stats().worker_calls == 0
+    assert service.worker_pids() == []  # not even a worker was started
+
+
+def test_a_version_without_a_usable_signature_cannot_be_served(
+    market_node: MarketNode, versions: dict[str, VersionInfo]
+) -> None:
+    raises_code(
+        "model-signature-invalid",
+        prepare,
+        market_node.inference,
+        versions["unsigned@1"],
+        ADDMUL_INPUTS,
+    )
+
+
+def test_a_version_whose_file_this_node_lacks_is_503(
+    market_node: MarketNode, versions: dict[str, VersionInfo]
+) -> None:
+    error = raises_code(
+        "model-file-missing", prepare, market_node.inference, versions["absent@1"], ADDMUL_INPUTS
+    )
+    assert error.http_status == 503
+
+
+def test_a_prepared_call_carries_terms_hash_id_and_untouched_parameters(
+    market_node: MarketNode, versions: dict[str, VersionInfo]
+) -> None:
+    info = versions["priced@1"]
+    parameters = {"payment": {"tx": {"anything": 1}}, "binary_data_output": False}
+    call = prepare(market_node.inference, info, ADDMUL_INPUTS, id="req-1", parameters=parameters)
+    assert (call.model, call.version, call.sha256, call.price) == ("priced", "1", info.sha256, 25)
+    assert call.request_id == "req-1" and call.parameters is parameters
+    assert call.outputs == ("sum", "product")
+    assert call.request_hash == compute_request_hash(info.sha256, call.inputs)
+    assert call.inputs["b"].dtype == np.float32
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+def test_a_run_gives_what_onnx_runtime_gives_in_process(
+    market_node: MarketNode, versions: dict[str, VersionInfo]
+) -> None:
+    info = versions["mlp@1"]
+    call = prepare(market_node.inference, info, [MLP_INPUT])
+    result = market_node.inference.run(call)
+    session = runtime.create_session(market_node.models.read_verified(info.sha256))
+    expected = session.run(["y"], {"x": np.full((2, 16), 0.25, dtype=np.float32)})[0]
+    (output,) = result.outputs
+    assert output["name"] == "y" and output["datatype"] == "FP32" and output["shape"] == [2, 4]
+    assert output["data"] == expected.reshape(-1).tolist()
+    assert result.output_hash == compute_output_hash(result.outputs)
+    assert result.elapsed_ms >= 0
+
+
+def test_several_inputs_and_outputs_and_a_chosen_output(
+    market_node: MarketNode, versions: dict[str, VersionInfo]
+) -> None:
+    service = market_node.inference
+    result = service.run(prepare(service, versions["addmul@1"], ADDMUL_INPUTS))
+    assert [o["name"] for o in result.outputs] == ["sum", "product"]
+    assert result.outputs[0]["data"] == [11, 22, 33, 14, 25, 36]
+    assert result.outputs[1]["data"] == [10, 40, 90, 40, 100, 180]
+    chosen = service.run(
+        prepare(service, versions["addmul@1"], ADDMUL_INPUTS, outputs=[{"name": "product"}])
+    )
+    assert [o["name"] for o in chosen.outputs] == ["product"]
+
+
+def test_zipmap_and_sequence_outputs_come_back_as_json(
+    market_node: MarketNode, versions: dict[str, VersionInfo]
+) -> None:
+    service = market_node.inference
+    features = [
+        {"name": "features", "datatype": "FP32", "shape": [2, 3], "data": [[1, 2, 3], [0, 0, 0]]}
+    ]
+    label, probabilities = service.run(prepare(service, versions["zipmap-str@1"], features)).outputs
+    assert label["datatype"] == "BYTES" and set(label["data"]) <= {"cat", "dog"}
+    assert probabilities["datatype"] == "JSON" and probabilities["shape"] == []
+    assert [sorted(row) for row in probabilities["data"]] == [["cat", "dog"], ["cat", "dog"]]
+    assert all(abs(sum(row.values()) - 1) < 1e-6 for row in probabilities["data"])
+    pair, maybe = service.run(
+        prepare(
+            service,
+            versions["seq@1"],
+            [{"name": "a", "datatype": "FP32", "shape": [2], "data": [1, 2]}],
+        )
+    ).outputs
+    assert pair == {
+        "name": "pair",
+        "datatype": "JSON",
+        "shape": [],
+        "data": [[1.0, 2.0], [1.0, 2.0]],
+    }
+    assert maybe["data"] == [1.0, 2.0]
+
+
+def test_sessions_are_created_once_and_shared_across_requests(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1)
+    call = prepare(service, versions["addmul@1"], ADDMUL_INPUTS)
+    for _ in range(5):
+        service.run(call)
+    stats = service.stats()
+    assert stats.worker_calls == 5 and stats.sessions_created == 1
+
+
+def test_warm_sessions_are_evicted_least_recently_used_first_beyond_the_count(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1, max_sessions=2)
+    calls = {
+        ref: prepare(service, versions[ref], ADDMUL_INPUTS)
+        for ref in ("addmul@1", "versions@1", "versions@2")
+    }
+    created = []
+    for ref in ("addmul@1", "versions@1", "versions@2", "versions@1", "addmul@1"):
+        before = service.stats().sessions_created
+        service.run(calls[ref])
+        created.append(service.stats().sessions_created - before)
+    # addmul@1 was evicted by versions@2; versions@1 was used since, so it stayed
+    assert created == [1, 1, 1, 0, 1]
+    assert service.stats().sessions_evicted == 2
+
+
+def test_warm_sessions_are_evicted_beyond_the_byte_budget(
+    make_service: Any, versions: dict[str, VersionInfo], market_node: MarketNode
+) -> None:
+    sizes = [
+        len(market_node.models.read_verified(versions[r].sha256))
+        for r in ("versions@1", "versions@2")
+    ]
+    service = make_service(inference_workers=1, max_session_bytes=sum(sizes) - 1)
+    first = prepare(service, versions["versions@1"], ADDMUL_INPUTS)
+    second = prepare(service, versions["versions@2"], ADDMUL_INPUTS)
+    for call in (first, second, first):
+        service.run(call)
+    assert service.stats().sessions_created == 3 and service.stats().sessions_evicted == 2
+
+
+def test_session_cache_keeps_the_newest_entry_even_alone_over_budget() -> None:
+    loaded: list[str] = []
+
+    def load(sha: str) -> tuple[str, int]:
+        loaded.append(sha)
+        return f"session-{sha}", {"a": 10, "b": 10, "c": 50}[sha]
+
+    cache = SessionCache(max_count=3, max_bytes=25, load=load)
+    assert cache.get("a") == ("session-a", True, 0)
+    assert cache.get("b") == ("session-b", True, 0)
+    assert cache.get("a") == ("session-a", False, 0)
+    assert cache.get("c") == ("session-c", True, 2)
+    assert cache.keys() == ["c"] and cache.total_bytes == 50
+    assert loaded == ["a", "b", "c"]
+
+
+def test_a_stored_file_that_no_longer_matches_its_hash_is_refused(
+    make_service: Any, market_node: MarketNode
+) -> None:
+    info = register_model(market_node, "tampered", mlp_model(seed=11))
+    service = make_service(inference_workers=1)
+    call = prepare(service, info, [MLP_INPUT])
+    flip_byte(market_node.models.path_of(info.sha256))
+    error = raises_code("model-file-corrupt", service.run, call)
+    assert error.http_status == 500
+    assert service.stats().sessions_created == 0
+
+
+def test_a_registration_that_misdescribes_the_file_is_refused_at_load(
+    market_node: MarketNode, versions: dict[str, VersionInfo]
+) -> None:
+    service = market_node.inference
+    call = prepare(
+        service,
+        versions["liar@1"],
+        [{"name": "x", "datatype": "FP32", "shape": [2], "data": [1, 2]}],
+    )
+    raises_code("model-signature-mismatch", service.run, call)
+
+
+# --- limits: the node serves on ----------------------------------------------------------------
+
+
+def test_a_graph_that_explodes_at_run_time_fails_its_call_and_the_node_serves_on(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1, inference_memory_bytes=1024**3)
+    small = prepare(
+        service,
+        versions["explode@1"],
+        [{"name": "shape", "datatype": "INT64", "shape": [2], "data": [3, 4]}],
+    )
+    assert service.run(small).outputs[0]["data"] == [12.0]
+    huge = prepare(
+        service,
+        versions["explode@1"],
+        [{"name": "shape", "datatype": "INT64", "shape": [2], "data": [100000, 100000]}],
+    )
+    error = raises_code("infer-out-of-memory", service.run, huge)
+    assert error.http_status == 422
+    assert (
+        service.run(prepare(service, versions["addmul@1"], ADDMUL_INPUTS)).outputs[0]["data"][0]
+        == 11
+    )
+    assert service.stats().worker_restarts == 1
+
+
+def test_a_call_past_the_time_limit_fails_and_the_node_serves_on(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1, inference_seconds=0.5)
+    service.run(prepare(service, versions["addmul@1"], ADDMUL_INPUTS))  # the worker is up
+    (pid,) = service.worker_pids()
+    slow = prepare(
+        service,
+        versions["slow@1"],
+        [{"name": "size", "datatype": "INT64", "shape": [2], "data": [6000, 6000]}],
+    )
+    raises_code("infer-timeout", service.run, slow)
+    wait_until(lambda: not _alive(pid), what="the timed-out worker to be gone")
+    assert (
+        service.run(prepare(service, versions["addmul@1"], ADDMUL_INPUTS)).outputs[0]["data"][0]
+        == 11
+    )
+    assert service.worker_pids() != [pid]
+
+
+def test_a_worker_killed_mid_call_fails_that_call_and_is_replaced(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1, max_concurrent_inferences=1, queue_seconds=0)
+    service.run(prepare(service, versions["addmul@1"], ADDMUL_INPUTS))  # the worker is up
+    (pid,) = service.worker_pids()
+    slow = prepare(
+        service,
+        versions["slow@1"],
+        [{"name": "size", "datatype": "INT64", "shape": [2], "data": [6000, 6000]}],
+    )
+    errors: list[InferenceError] = []
+    thread = threading.Thread(target=_run_catching, args=(service, slow, errors))
+    thread.start()
+    wait_until(lambda: service.stats().in_flight == 1, what="the slow call to be in flight")
+    # the one slot is taken: the next call is turned away at once, nothing queued
+    raises_code("infer-busy", service.run, prepare(service, versions["addmul@1"], ADDMUL_INPUTS))
+    os.kill(pid, signal.SIGKILL)
+    thread.join(60)
+    assert [e.code for e in errors] == ["infer-worker-crashed"]
+    assert "SIGKILL" in errors[0].message
+    assert (
+        service.run(prepare(service, versions["addmul@1"], ADDMUL_INPUTS)).outputs[0]["data"][0]
+        == 11
+    )
+    assert service.worker_pids() != [pid] and service.stats().worker_restarts == 1
+
+
+def test_a_worker_that_cannot_start_under_its_memory_limit_is_a_clear_error(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1, inference_memory_bytes=64 * 1024**2)
+    error = raises_code(
+        "infer-worker-crashed", service.run, prepare(service, versions["addmul@1"], ADDMUL_INPUTS)
+    )
+    assert "inference_memory_bytes" in error.message
+
+
+def test_outputs_over_the_element_limit_are_refused(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1, max_tensor_elements=3)
+    call = prepare(
+        service,
+        versions["seq@1"],
+        [{"name": "a", "datatype": "FP32", "shape": [3], "data": [1, 2, 3]}],
+    )
+    error = raises_code("infer-output-too-large", service.run, call)  # pair holds 6 numbers
+    assert error.http_status == 422
+
+
+def test_a_closed_service_refuses_calls(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1)
+    service.close()
+    raises_code(
+        "infer-unavailable", service.run, prepare(service, versions["addmul@1"], ADDMUL_INPUTS)
+    )
+
+
+def _run_catching(
+    service: InferenceService, call: PreparedCall, errors: list[InferenceError]
+) -> None:
+    try:
+        service.run(call)
+    except InferenceError as err:
+        errors.append(err)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_worker_that_died_while_idle_is_replaced_before_the_next_call(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1)
+    call = prepare(service, versions["addmul@1"], ADDMUL_INPUTS)
+    service.run(call)
+    (pid,) = service.worker_pids()
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not _alive_unreaped(pid), what="the worker to be dead")
+    assert service.run(call).outputs[0]["data"][0] == 11
+    assert service.worker_pids() != [pid]
+
+
+def _alive_unreaped(pid: int) -> bool:
+    """False once every thread of the process has exited (a zombie that its parent has not
+    reaped counts as exited; its leader turns zombie before the other threads are gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z" or len(os.listdir(f"/proc/{pid}/task")) > 1
+    except FileNotFoundError:
+        return False
+
+
+def test_map_and_sequence_inputs_run_as_json_values(
+    market_node: MarketNode, versions: dict[str, VersionInfo]
+) -> None:
+    service = market_node.inference
+    features = {"name": "features", "datatype": "JSON", "shape": [], "data": {"a": 1, "c": 2.5}}
+    call = prepare(service, versions["vectorizer@1"], [features])
+    assert call.request_hash == compute_request_hash(call.sha256, call.inputs)
+    (vector,) = service.run(call).outputs
+    assert vector["data"] == [1.0, 0.0, 2.5]
+    items = {"name": "items", "datatype": "JSON", "shape": [], "data": [[1, 2], [3]]}
+    (joined,) = service.run(prepare(service, versions["concat@1"], [items])).outputs
+    assert joined == {"name": "joined", "datatype": "FP32", "shape": [3], "data": [1.0, 2.0, 3.0]}
+    binary = {**items, "parameters": {"binary_data_size": 0}}
+    raises_code("infer-bad-input", prepare, service, versions["concat@1"], [binary])
