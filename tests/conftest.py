@@ -11,12 +11,22 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from modelchain.chain.keys import KeyPair
 from modelchain.chain.params import ChainParams, regtest_params
 from modelchain.chain.tx import Tx, make_tx
 
 TEST_CHAIN_ID = "modelchain-regtest"
+
+# CI and these machines are shared and noisy: Hypothesis judges invariants here,
+# not speed (speed lives in bench/), so no deadlines and no too-slow health check.
+settings.register_profile(
+    "modelchain",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("modelchain")
 
 
 def keypair_for(label: str) -> KeyPair:
