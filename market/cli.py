@@ -177,6 +177,12 @@ def up(obj: CliContext, data: Path | None, port: int, host: str, mine: bool, wor
         progress(f"data directory: {data}")
         progress(f"dev wallet {DEV_WALLET_NAME!r}: {dev_wallet().account}")
         progress(f"node account: {node.account}")
+        from modelchain.market.demo import ensure_demo_model  # builds with onnx: load late
+
+        try:
+            progress(ensure_demo_model(node).describe())
+        except ModelchainError as exc:  # the node serves on without its demo
+            progress(f"demo model not registered: [{exc.code}] {exc.message}")
         click.echo(f"modelchain node listening on {url}", nl=True)
         sys.stdout.flush()
 
@@ -477,3 +483,5 @@ def transfer(obj: CliContext, to: str, amount: int, fee: int | None, wait_for: i
 
 
 __all__ = ["CliContext", "cli", "main", "NodeError"]
+
+from modelchain.market import cli_models, cli_pay  # noqa: E402,F401

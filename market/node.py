@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nacl.pwhash.argon2id as argon2id
 
-from modelchain.chain.errors import KeystoreNotFound
+from modelchain.chain.errors import KeystoreNotFound, ModelchainError
 from modelchain.chain.keys import KeyPair
 from modelchain.chain.keystore import decrypt_key, encrypt_key, load_keystore, save_keystore
 from modelchain.chain.mempool import AddResult
@@ -25,10 +25,21 @@ from modelchain.chain.store import ChainStore
 from modelchain.chain.tx import Tx
 from modelchain.contracts import default_contracts
 from modelchain.market.config import NodeConfig
+from modelchain.market.inference import InferenceService
+from modelchain.market.payments import Payments
+from modelchain.market.upload import ModelUploads, validation_limits
+from modelchain.models_store import ModelStore
 
 log = logging.getLogger(__name__)
 
 NODE_KEY_FILE = "node-key.json"
+
+
+class MiningDisabled(ModelchainError):
+    code = "mining-disabled"
+    http_status = 409
+
+
 NODE_PASSPHRASE_ENV = "MODELCHAIN_NODE_PASSPHRASE"
 
 
@@ -64,6 +75,12 @@ class MarketNode:
         self.store = ChainStore(config.data_dir / "chain.sqlite")
         self.chain = ChainNode(self.store, self.params, default_contracts())
         self.key = load_or_create_node_key(config.data_dir)
+        self.payments = Payments(self)
+        self.models = ModelStore(config.data_dir / "models", max_bytes=config.max_upload_bytes)
+        self.uploads = ModelUploads(
+            self.chain, self.models, validation_limits(config), self.submit_tx
+        )
+        self.inference = InferenceService(self.models, config)
         self.miner: Miner | None = None
         self.mining: MiningLoop | None = None
         self.chain.listeners.append(self._on_tip_change)
@@ -80,6 +97,8 @@ class MarketNode:
             self.miner = Miner(self.config.miner_workers)
             self.mining = MiningLoop(self.chain, self.miner, self.account)
             self.mining.start()
+        self.payments.start()
+        self.inference.start()
 
     def close(self) -> None:
         if self._closed.is_set():
@@ -89,6 +108,8 @@ class MarketNode:
             self.mining.stop()
         if self.miner is not None:
             self.miner.close()
+        self.payments.close()
+        self.inference.close()
         self.chain.close()
 
     # --- chain -----------------------------------------------------------------
@@ -103,7 +124,7 @@ class MarketNode:
     def request_blocks(self, count: int) -> None:
         """Ask the mining loop for `count` blocks (dev and regtest networks)."""
         if self.mining is None:
-            raise RuntimeError("this node does not mine (start it with mining on)")
+            raise MiningDisabled("this node does not mine: start it with mining on (--mine)")
         self.mining.request_blocks(count)
 
     def _on_tip_change(self, change: TipChange) -> None:

@@ -1,0 +1,442 @@
+"""`modelchain infer`, `channel ...` and `receipt ...`: paid inference from the command line.
+
+`infer` asks first without paying: a free model answers at once, a priced one
+answers 402 with a quote (price, node, version, request hash). The CLI checks
+the quoted request hash against its own, pays per call (a signed usage_fee.pay
+tx) or by channel (a voucher one price above the last one it signed, kept in
+<home>/channels.json), sends the request again and checks the receipt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from modelchain.contracts.channel import CHANNEL
+from modelchain.contracts.usage_fee import USAGE_FEE
+from modelchain.contracts.voucher import sign_voucher
+from modelchain.market.cli import CliContext, CliError, _wait, cli, pass_ctx, progress
+from modelchain.market.client import NodeClient, NodeError, sign_call
+from modelchain.market.receipts import receipt_problem
+
+CHANNELS_FILE = "channels.json"
+"""In the CLI home: the last cumulative amount signed per channel."""
+AMOUNT = click.IntRange(1, 2**53 - 1)
+
+
+def _split_ref(ref: str) -> tuple[str, str | None]:
+    name, _, version = ref.partition("@")
+    return name, version or None
+
+
+def _infer_path(name: str, version: str | None) -> str:
+    if version is None:
+        return f"/v2/models/{name}/infer"
+    return f"/v2/models/{name}/versions/{version}/infer"
+
+
+def _load_json_file(path: Path, what: str, as_json: bool) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CliError("cli-bad-file", f"cannot read {what} {path}: {exc}", as_json) from exc
+
+
+# --- the channel record in the CLI home -----------------------------------------------------
+
+
+def _channels_path(obj: CliContext) -> Path:
+    return obj.home / CHANNELS_FILE
+
+
+def load_signed_amounts(obj: CliContext) -> dict[str, int]:
+    """channel id -> the last cumulative amount this CLI signed for it."""
+    try:
+        data = json.loads(_channels_path(obj).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v["amount"] for k, v in data.items() if isinstance(v, dict) and "amount" in v}
+
+
+def save_signed_amount(obj: CliContext, channel: str, amount: int) -> None:
+    """Record `amount` for `channel` (atomically: temp file, then rename)."""
+    path = _channels_path(obj)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data[channel] = {"amount": amount}
+    temp = path.with_suffix(".tmp")
+    temp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(temp, path)
+
+
+# --- infer -------------------------------------------------------------------------------
+
+
+def compute_local_request_hash(body: dict[str, Any], sha256: str) -> str:
+    """The request hash of `body`'s inputs for model file `sha256`, as the node computes it.
+
+    Each input is decoded with the datatype it declares (the node refuses any
+    other), so the bytes hashed are the node's.
+    """
+    from modelchain.market.tensors import (
+        BY_NAME,
+        InferBadDatatype,
+        compute_request_hash,
+        decode_input,
+    )
+    from modelchain.models_store.signature import TensorType
+
+    arrays = {}
+    for item in body.get("inputs", []):
+        datatype = BY_NAME.get(item.get("datatype"))
+        if datatype is None:
+            raise InferBadDatatype(f"input {item.get('name')!r}: unknown datatype")
+        registered = TensorType(datatype.elem_type, None)
+        arrays[item["name"]] = decode_input(item, registered, max_elements=2**53 - 1)
+    return compute_request_hash(sha256, arrays)
+
+
+def _check_receipt(answer: dict[str, Any], quote: dict[str, Any], payment: dict[str, Any]) -> str:
+    """Why the answer's receipt is not the one this call should get, or ""."""
+    receipt = (answer.get("parameters") or {}).get("receipt")
+    problem = receipt_problem(receipt, quote["node"])
+    if problem is not None:
+        return problem
+    expected = {
+        "model": quote["model"],
+        "model_version": quote["version"],
+        "model_sha256": quote["sha256"],
+        "input_hash": quote["request"],
+        "price": quote["price"],
+        "payment": payment,
+    }
+    for name, value in expected.items():
+        if receipt[name] != value:
+            return f"receipt {name} is {receipt[name]!r}, expected {value!r}"
+    return ""
+
+
+@cli.command()
+@click.argument("ref", metavar="NAME[@VERSION]")
+@click.option(
+    "--input",
+    "input_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="An OIP inference request body (JSON).",
+)
+@click.option("--channel", help="Pay with a voucher on this channel instead of a tx.")
+@click.option("--fee", type=click.IntRange(0, 2**53 - 1), help="Tx fee (per call payments).")
+@click.option("--wait", "wait_for", type=click.IntRange(0), default=0, help="Confirmations.")
+@pass_ctx
+def infer(
+    obj: CliContext,
+    ref: str,
+    input_file: Path,
+    channel: str | None,
+    fee: int | None,
+    wait_for: int,
+) -> None:
+    """Run a model on the node, paying per call (default) or by channel; print the receipt.
+
+    Example: modelchain infer summer@1 --input request.json --channel 3f2a...
+    """
+    name, version = _split_ref(ref)
+    body = _load_json_file(input_file, "request", obj.as_json)
+    if not isinstance(body, dict):
+        raise CliError("cli-bad-file", f"{input_file} is not an OIP request object", obj.as_json)
+    parameters = {k: v for k, v in (body.get("parameters") or {}).items() if k != "payment"}
+    client = obj.client()
+    path = _infer_path(name, version)
+    try:
+        answer = client.post(path, body | {"parameters": parameters})
+    except NodeError as exc:
+        if exc.code != "payment-required":
+            raise
+        quote = exc.detail["quote"]
+    else:
+        obj.output(answer, _describe_answer)  # a free model: nothing to pay
+        return
+    mine = compute_local_request_hash(body, quote["sha256"])
+    if mine != quote["request"]:
+        raise CliError(
+            "request-hash-mismatch",
+            f"the node quotes request hash {quote['request']}, this request hashes to {mine}",
+            obj.as_json,
+        )
+    progress(f"{quote['model']}@{quote['version']} costs {quote['price']} per call")
+    key = obj.key()
+    if channel is not None:
+        amount = _next_voucher_amount(obj, client, channel, quote["price"])
+        sig = sign_voucher(key, quote["chain_id"], channel, amount)
+        payment: dict[str, Any] = {"channel": channel, "amount": amount, "sig": sig}
+        expected = {"kind": "channel", "channel": channel, "amount": amount}
+    else:
+        args = {
+            "model": quote["model"],
+            "version": quote["version"],
+            "amount": quote["price"],
+            "node": quote["node"],
+            "request": mine,
+        }
+        nonce = client.account(key.account)["pending_nonce"]
+        tx = sign_call(key, quote["chain_id"], nonce, USAGE_FEE, "pay", args, fee=fee)
+        payment = {"tx": tx.to_json()}
+        expected = {"kind": "tx", "txid": tx.txid}
+    answer = client.post(
+        _infer_path(name, quote["version"]),
+        body | {"parameters": parameters | {"payment": payment}},
+    )
+    if channel is not None:
+        save_signed_amount(obj, channel, payment["amount"])
+    problem = _check_receipt(answer, quote, expected)
+    if problem:
+        raise CliError(
+            "receipt-invalid", f"the node's receipt does not check: {problem}", obj.as_json
+        )
+    if wait_for and channel is None:
+        _wait(obj, expected["txid"], wait_for)
+    obj.output(answer, _describe_answer)
+
+
+def _next_voucher_amount(obj: CliContext, client: NodeClient, channel: str, price: int) -> int:
+    """One price above the last amount this CLI signed on `channel`.
+
+    Without a record (another machine, a new home) it starts from what the
+    node says it accepted, and says so: only a record of one's own is trusted.
+    """
+    signed = load_signed_amounts(obj).get(channel)
+    if signed is None:
+        status = client.get(f"/api/v1/channels/{channel}")
+        signed = status["accepted"]
+        progress(f"no record of channel {channel[:16]} here: starting from the node's {signed}")
+    return signed + price
+
+
+def _describe_answer(answer: dict[str, Any]) -> str:
+    lines = [f"{answer['model_name']}@{answer['model_version']}"]
+    for output in answer.get("outputs", []):
+        data = json.dumps(output.get("data"))
+        if len(data) > 200:
+            data = data[:200] + "..."
+        lines.append(f"  {output['name']} {output.get('datatype')} {output.get('shape')}: {data}")
+    receipt = (answer.get("parameters") or {}).get("receipt")
+    if receipt is not None:
+        payment = receipt["payment"]
+        paid = (
+            f"tx {payment['txid']}"
+            if payment["kind"] == "tx"
+            else f"channel {payment['channel']} (cumulative {payment['amount']})"
+        )
+        lines.append(f"paid {receipt['price']} by {paid}")
+        lines.append(f"receipt {answer['parameters']['receipt_id']} signed by {receipt['node']}")
+    return "\n".join(lines)
+
+
+# --- channels ------------------------------------------------------------------------------
+
+
+@cli.group()
+def channel() -> None:
+    """Payment channels: escrow with a node, paid per call by vouchers.
+
+    Example: modelchain channel open summer@1 --deposit 100000 --blocks 500
+    """
+
+
+def _describe_status(status: dict[str, Any]) -> str:
+    onchain = status.get("onchain") or {}
+    lines = [f"channel {status['channel']}"]
+    if onchain:
+        lines.append(
+            f"{onchain['model']}@{onchain['version']}  payer {onchain['payer']}\n"
+            f"node {onchain['node']}  deposit {onchain['deposit']}  expiry {onchain['expiry']}"
+            f"{'  closed' if onchain['closed'] else ''}"
+        )
+    else:
+        lines.append("not on the node's chain")
+    lines.append(
+        f"accepted {status['accepted']}  claimed {status['claimed']}  "
+        f"unclaimed {status['unclaimed']}  (height {status['height']})"
+    )
+    if status.get("claim_pending"):
+        pending = status["claim_pending"]
+        lines.append(f"claim pending: {pending['amount']} in tx {pending['txid']}")
+    return "\n".join(lines)
+
+
+@channel.command("open")
+@click.argument("ref", metavar="NAME@VERSION")
+@click.option("--deposit", type=AMOUNT, required=True, help="Base units put in escrow.")
+@click.option("--blocks", type=click.IntRange(1), required=True, help="Expiry = height + B.")
+@click.option("--node-account", help="The serving node (default: the node talked to).")
+@click.option("--fee", type=click.IntRange(0, 2**53 - 1))
+@click.option("--wait", "wait_for", type=click.IntRange(0), default=0, help="Confirmations.")
+@pass_ctx
+def channel_open(
+    obj: CliContext,
+    ref: str,
+    deposit: int,
+    blocks: int,
+    node_account: str | None,
+    fee: int | None,
+    wait_for: int,
+) -> None:
+    """Open a channel to pay NAME@VERSION on a node; its id is the tx's id.
+
+    Example: modelchain channel open summer@1 --deposit 100000 --blocks 500 --wait 1
+    """
+    name, version = _split_ref(ref)
+    if version is None:
+        raise click.UsageError("give the version: a channel is for one NAME@VERSION")
+    client = obj.client()
+    info = client.chain_info()
+    args = {
+        "model": name,
+        "version": version,
+        "node": node_account or info["node_account"],
+        "deposit": deposit,
+        "expiry": info["height"] + blocks,
+    }
+    tx = client.call(obj.key(), CHANNEL, "open", args, fee=fee)
+    progress(f"channel {tx.txid} opened until height {args['expiry']}")
+    result: dict[str, Any] = {"channel": tx.txid, "txid": tx.txid, **args}
+    if wait_for:
+        _wait(obj, tx.txid, wait_for)
+    obj.output(result, lambda r: r["channel"])
+
+
+@channel.command("topup")
+@click.argument("channel_id", metavar="ID")
+@click.option("--deposit", type=click.IntRange(0, 2**53 - 1), default=0, show_default=True)
+@click.option("--blocks", type=click.IntRange(1), help="New expiry = height + B (never earlier).")
+@click.option("--fee", type=click.IntRange(0, 2**53 - 1))
+@click.option("--wait", "wait_for", type=click.IntRange(0), default=0, help="Confirmations.")
+@pass_ctx
+def channel_topup(
+    obj: CliContext,
+    channel_id: str,
+    deposit: int,
+    blocks: int | None,
+    fee: int | None,
+    wait_for: int,
+) -> None:
+    """Add to a channel's deposit and/or push its expiry later.
+
+    Example: modelchain channel topup 3f2a... --deposit 50000 --blocks 500
+    """
+    client = obj.client()
+    status = client.get(f"/api/v1/channels/{channel_id}")
+    onchain = status.get("onchain")
+    if onchain is None:
+        raise CliError("channel-unknown", f"no channel {channel_id} on the node", obj.as_json)
+    expiry = onchain["expiry"]
+    if blocks is not None:
+        expiry = max(expiry, status["height"] + blocks)
+    args = {"channel": channel_id, "deposit": deposit, "expiry": expiry}
+    tx = client.call(obj.key(), CHANNEL, "topup", args, fee=fee)
+    result: dict[str, Any] = {"txid": tx.txid, **args}
+    if wait_for:
+        _wait(obj, tx.txid, wait_for)
+    obj.output(
+        result, lambda r: f"topped up {channel_id}: +{deposit}, expiry {expiry}: tx {tx.txid}"
+    )
+
+
+@channel.command("show")
+@click.argument("channel_id", metavar="ID")
+@pass_ctx
+def channel_show(obj: CliContext, channel_id: str) -> None:
+    """A channel on-chain, with what the node accepted and claimed, and what you signed.
+
+    Example: modelchain channel show 3f2a...
+    """
+    status = obj.client().get(f"/api/v1/channels/{channel_id}")
+    status["signed_here"] = load_signed_amounts(obj).get(channel_id, 0)
+    obj.output(status, lambda s: _describe_status(s) + f"\nsigned here {s['signed_here']}")
+
+
+@channel.command("claim")
+@click.argument("channel_id", metavar="ID")
+@pass_ctx
+def channel_claim(obj: CliContext, channel_id: str) -> None:
+    """Ask the node to claim its highest voucher now (it claims by itself in time).
+
+    Example: modelchain channel claim 3f2a...
+    """
+    result = obj.client().post(f"/api/v1/channels/{channel_id}/claim", {})
+    obj.output(result, lambda r: f"claim of {r['amount']} sent: tx {r['txid']}")
+
+
+@channel.command("refund")
+@click.argument("channel_id", metavar="ID")
+@click.option("--fee", type=click.IntRange(0, 2**53 - 1))
+@click.option("--wait", "wait_for", type=click.IntRange(0), default=0, help="Confirmations.")
+@pass_ctx
+def channel_refund(obj: CliContext, channel_id: str, fee: int | None, wait_for: int) -> None:
+    """Take back what was not claimed, after the channel's expiry.
+
+    Example: modelchain channel refund 3f2a... --wait 1
+    """
+    tx = obj.client().call(obj.key(), CHANNEL, "refund", {"channel": channel_id}, fee=fee)
+    result: dict[str, Any] = {"txid": tx.txid, "channel": channel_id}
+    if wait_for:
+        _wait(obj, tx.txid, wait_for)
+    obj.output(result, lambda r: f"refund of {channel_id} sent: tx {r['txid']}")
+
+
+# --- receipts -----------------------------------------------------------------------------
+
+
+@cli.group()
+def receipt() -> None:
+    """Receipts of paid calls, signed by the node.
+
+    Example: modelchain receipt verify answer.json
+    """
+
+
+def _receipt_of(document: Any) -> Any:
+    """The receipt in a file: a bare receipt, an inference answer, or a /receipts/<id> body."""
+    if isinstance(document, dict):
+        if isinstance(document.get("parameters"), dict) and "receipt" in document["parameters"]:
+            return document["parameters"]["receipt"]
+        if "receipt" in document and "sig" not in document:
+            return document["receipt"]
+    return document
+
+
+@receipt.command("verify")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--node-account", help="Also require that this node signed it.")
+@pass_ctx
+def receipt_verify(obj: CliContext, file: Path, node_account: str | None) -> None:
+    """Check a receipt's signature offline (no node needed); exit 1 if it does not verify.
+
+    Example: modelchain receipt verify answer.json --node-account 7c1e...
+    """
+    found = _receipt_of(_load_json_file(file, "receipt", obj.as_json))
+    problem = receipt_problem(found, node_account)
+    if problem is not None:
+        raise CliError("receipt-invalid", f"the receipt does not verify: {problem}", obj.as_json)
+    result = {"valid": True, "node": found["node"], "payment": found["payment"]}
+    obj.output(result, lambda r: f"valid: signed by node {r['node']}")
+
+
+@receipt.command("show")
+@click.argument("receipt_id", metavar="ID")
+@pass_ctx
+def receipt_show(obj: CliContext, receipt_id: str) -> None:
+    """A receipt the node handed out, by its id.
+
+    Example: modelchain receipt show 9b1c...
+    """
+    result = obj.client().get(f"/api/v1/receipts/{receipt_id}")
+    obj.output(result, lambda r: json.dumps(r["receipt"], indent=2, sort_keys=True))
