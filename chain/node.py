@@ -63,7 +63,13 @@ from modelchain.chain.store import (
     BlockRecord,
     ChainStore,
 )
-from modelchain.chain.tx import Tx, make_reward, tx_signing_parts, validate_tx_stateless
+from modelchain.chain.tx import (
+    Tx,
+    make_reward,
+    tx_signing_parts,
+    validate_tx_stateless,
+    verify_tx_signature,
+)
 from modelchain.chain.validation import ParentFacts, validate_block_shape, validate_header
 
 log = logging.getLogger(__name__)
@@ -269,6 +275,17 @@ class ChainNode:
         if result.evicted:
             self.store.delete_mempool_txs(result.evicted)
         return result
+
+    def verify_tx_signature(self, tx: Tx) -> bool:
+        """Check a tx's signature once: a success is remembered, so admitting the
+        same tx later (or finding it in a block) does not verify it again."""
+        if tx.txid in self.verified:
+            return True
+        if not verify_tx_signature(tx):
+            return False
+        with self.lock:
+            self._remember_verified([tx.txid])
+        return True
 
     def _remember_verified(self, txids: Iterable[str]) -> None:
         for txid in txids:

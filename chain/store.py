@@ -474,11 +474,23 @@ class ChainStore:
     # --- mempool persistence -----------------------------------------------
 
     def save_mempool_tx(self, tx: Tx, added: int) -> None:
-        with self.atomic() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO mempool(txid, raw, added) VALUES (?, ?, ?)",
-                [tx.txid, tx.raw, added],
-            )
+        """Keep a pooled tx for restarts.
+
+        Mempool rows are not consensus data: they are committed without an fsync
+        of their own (synchronous=NORMAL in WAL mode survives a killed process,
+        and the next block's FULL commit makes them durable), so admitting a tx
+        does not wait on the disk while holding the chain's lock.
+        """
+        with self.lock:
+            self.db.conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with self.atomic() as db:
+                    db.execute(
+                        "INSERT OR IGNORE INTO mempool(txid, raw, added) VALUES (?, ?, ?)",
+                        [tx.txid, tx.raw, added],
+                    )
+            finally:
+                self.db.conn.execute("PRAGMA synchronous=FULL")
 
     def delete_mempool_txs(self, txids: Iterable[str]) -> None:
         with self.atomic() as db:

@@ -135,6 +135,11 @@ def _check_receipt(answer: dict[str, Any], quote: dict[str, Any], payment: dict[
 @click.option("--channel", help="Pay with a voucher on this channel instead of a tx.")
 @click.option("--fee", type=click.IntRange(0, 2**53 - 1), help="Tx fee (per call payments).")
 @click.option("--wait", "wait_for", type=click.IntRange(0), default=0, help="Confirmations.")
+@click.option(
+    "--print-request",
+    is_flag=True,
+    help="Print the paid request body (for curl) instead of sending it.",
+)
 @pass_ctx
 def infer(
     obj: CliContext,
@@ -143,8 +148,12 @@ def infer(
     channel: str | None,
     fee: int | None,
     wait_for: int,
+    print_request: bool,
 ) -> None:
     """Run a model on the node, paying per call (default) or by channel; print the receipt.
+
+    With --print-request the signed, paid body is printed instead, to send with
+    any HTTP client (a channel's amount is then counted as signed).
 
     Example: modelchain infer summer@1 --input request.json --channel 3f2a...
     """
@@ -190,6 +199,11 @@ def infer(
         tx = sign_call(key, quote["chain_id"], nonce, USAGE_FEE, "pay", args, fee=fee)
         payment = {"tx": tx.to_json()}
         expected = {"kind": "tx", "txid": tx.txid}
+    if print_request:
+        if channel is not None:
+            save_signed_amount(obj, channel, payment["amount"])
+        click.echo(json.dumps(body | {"parameters": parameters | {"payment": payment}}))
+        return
     answer = client.post(
         _infer_path(name, quote["version"]),
         body | {"parameters": parameters | {"payment": payment}},

@@ -32,7 +32,7 @@ from modelchain.chain.errors import (
     TxNonceTooLow,
 )
 from modelchain.chain.node import TipChange
-from modelchain.chain.tx import Tx, tx_from_json, verify_tx_signature
+from modelchain.chain.tx import Tx, tx_from_json
 from modelchain.contracts.channel import CHANNEL, ChannelInfo, get_channel
 from modelchain.contracts.grammar import is_amount, is_hash_hex, is_sig_hex
 from modelchain.contracts.usage_fee import USAGE_FEE, UsageFeeContract
@@ -533,7 +533,7 @@ class Payments:
         validate_payment_tx(
             tx, prepared, node.account, node.params.chain_id, node.params.max_tx_bytes
         )
-        if not verify_tx_signature(tx):
+        if not node.chain.verify_tx_signature(tx):
             raise PaymentBadSignature(f"the tx's signature does not verify for {tx.sender[:16]}")
         with self._senders.hold(tx.sender):
             with node.chain.lock:

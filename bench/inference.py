@@ -1,0 +1,249 @@
+"""How fast is paid inference, against the same model served free in the same run?
+
+One node (its Flask app on waitress, its inference workers) serves the same
+small MLP twice: priced and free. 16 keep-alive clients in another process
+send pre-built requests: free, paid per call (each request carries a fresh
+signed usage_fee.pay tx) and paid by channel (each carries a voucher raised by
+the price). Reported: requests/s of each and p99 latency, and the paid rates
+as ratios of the free one (`per_call_vs_free`, want >= 0.6; `channel_vs_free`,
+want >= 0.8). Rounds interleave the three modes; the median counts.
+
+Run `python bench/inference.py [--calls N] [--rounds R]`: progress to stderr,
+the last stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+# the model and registration helpers the tests use: one small MLP, registered on regtest
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+CLIENTS = 16
+PRICE = 1_000
+PAYERS_PER_CLIENT = 8
+"""Per-call payers per client: a payer's calls are serial (nonces), so spread them."""
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- the client process ---------------------------------------------------------------
+
+
+def client_main(port: int, path: str, bodies_file: str) -> None:
+    """Send each client's bodies on its own keep-alive connection; print rps and p99."""
+    prepared = [[b.encode() for b in bs] for bs in json.loads(Path(bodies_file).read_text())]
+    latencies: list[float] = []
+    errors: list[bytes] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(prepared) + 1)
+
+    def client(bodies: list[bytes]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        mine: list[float] = []
+        barrier.wait()
+        for body in bodies:
+            start = time.perf_counter()
+            conn.request("POST", path, body, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            data = response.read()
+            mine.append(time.perf_counter() - start)
+            if response.status != 200:
+                with lock:
+                    errors.append(data[:300])
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(b,)) for b in prepared]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    print(
+        json.dumps(
+            {
+                "rps": len(latencies) / elapsed,
+                "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000,
+                "errors": len(errors),
+                "first_error": errors[0].decode(errors="replace") if errors else None,
+            }
+        )
+    )
+
+
+# --- the server side --------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200, help="requests per client per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--client", nargs=3, metavar=("PORT", "PATH", "BODIES"))
+    args = parser.parse_args(argv)
+    if args.client:
+        client_main(int(args.client[0]), args.client[1], args.client[2])
+        return
+
+    import waitress
+    from factories import key_for, mine_tip
+    from factories_market import ModelSpec, mlp_model, register_models, regtest_config
+
+    from modelchain.contracts.voucher import sign_voucher
+    from modelchain.market.cli_pay import compute_local_request_hash
+    from modelchain.market.client import sign_call
+    from modelchain.market.config import dev_wallet
+    from modelchain.market.node import MarketNode
+    from modelchain.web import create_app
+
+    logging.getLogger("waitress").setLevel(logging.ERROR)
+    work = Path(tempfile.mkdtemp(prefix="bench-inference-"))
+    config = regtest_config(
+        work / "node", inference_workers=2, threads=CLIENTS, max_concurrent_inferences=CLIENTS
+    )
+    node = MarketNode(config)
+    progress("registering the MLP priced and free, funding payers, opening channels")
+    register_models(
+        node,
+        [
+            ModelSpec("mlp", mlp_model(seed=7), price=PRICE),
+            ModelSpec("mlp-free", mlp_model(seed=7), price=0),
+        ],
+    )
+    dev = dev_wallet()
+    chain_id = node.params.chain_id
+    payers = [key_for(f"bench-payer-{i}") for i in range(CLIENTS * PAYERS_PER_CLIENT)]
+    for payer in payers:
+        nonce = node.chain.pending_nonce(dev.account)
+        args = {"to": payer.account, "amount": 10**10}
+        node.submit_tx(sign_call(dev, chain_id, nonce, "coin", "transfer", args))
+    mine_tip(node.chain)
+    channels = []
+    for payer in payers[:CLIENTS]:
+        args = {
+            "model": "mlp",
+            "version": "1",
+            "node": node.account,
+            "deposit": 10**9,
+            "expiry": 10**6,
+        }
+        tx = sign_call(
+            payer, chain_id, node.chain.pending_nonce(payer.account), "channel", "open", args
+        )
+        node.submit_tx(tx)
+        channels.append(tx.txid)
+    mine_tip(node.chain)
+
+    app = create_app(node=node)
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=CLIENTS)
+    port = server.effective_port  # type: ignore[union-attr]
+    threading.Thread(target=server.run, daemon=True).start()
+
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 16], "data": [0.25] * 16}]}
+    version = node.inference.resolve(node.store, "mlp", "1")
+    request_hash = compute_local_request_hash(body, version.sha256)
+
+    def bodies(kind: str, client: int, calls: int) -> list[str]:
+        if kind == "free":
+            return [json.dumps(body)] * calls
+        out = []
+        if kind == "per_call":
+            mine = payers[client * PAYERS_PER_CLIENT : (client + 1) * PAYERS_PER_CLIENT]
+            bases = [node.chain.pending_nonce(p.account) for p in mine]
+            for n in range(calls):
+                payer = mine[n % PAYERS_PER_CLIENT]
+                args = {
+                    "model": "mlp",
+                    "version": "1",
+                    "amount": PRICE,
+                    "node": node.account,
+                    "request": request_hash,
+                }
+                nonce = bases[n % PAYERS_PER_CLIENT] + n // PAYERS_PER_CLIENT
+                tx = sign_call(payer, chain_id, nonce, "usage_fee", "pay", args)
+                payment = {"tx": tx.to_json()}
+                out.append(json.dumps(body | {"parameters": {"payment": payment}}))
+            return out
+        channel = channels[client]
+        start = node.payments.book.amount(channel)
+        for n in range(calls):
+            amount = start + (n + 1) * PRICE
+            sig = sign_voucher(payers[client], chain_id, channel, amount)
+            payment = {"channel": channel, "amount": amount, "sig": sig}
+            out.append(json.dumps(body | {"parameters": {"payment": payment}}))
+        return out
+
+    def run(kind: str, calls: int) -> dict[str, Any]:
+        model = "mlp-free" if kind == "free" else "mlp"
+        path = f"/v2/models/{model}/versions/1/infer"
+        bodies_file = work / "bodies.json"
+        bodies_file.write_text(json.dumps([bodies(kind, c, calls) for c in range(CLIENTS)]))
+        out = subprocess.run(
+            [sys.executable, __file__, "--client", str(port), path, str(bodies_file)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        if result["errors"]:
+            raise SystemExit(f"{kind}: {result['errors']} errors, first: {result['first_error']}")
+        return result
+
+    try:
+        run("free", 20)  # warm the workers and sessions
+        results: dict[str, list[dict[str, Any]]] = {"free": [], "per_call": [], "channel": []}
+        for round_ in range(args.rounds):
+            for kind in results:
+                result = run(kind, args.calls)
+                results[kind].append(result)
+                progress(
+                    f"round {round_ + 1}/{args.rounds} {kind:8s} {result['rps']:7.0f} req/s  "
+                    f"p99 {result['p99_ms']:.1f} ms"
+                )
+        rps = {k: statistics.median(r["rps"] for r in v) for k, v in results.items()}
+        p99 = {k: statistics.median(r["p99_ms"] for r in v) for k, v in results.items()}
+        figures = {
+            "channel_vs_free": round(rps["channel"] / rps["free"], 3),
+            "per_call_vs_free": round(rps["per_call"] / rps["free"], 3),
+            "free_rps": round(rps["free"], 1),
+            "per_call_rps": round(rps["per_call"], 1),
+            "channel_rps": round(rps["channel"], 1),
+            "free_p99_ms": round(p99["free"], 2),
+            "per_call_p99_ms": round(p99["per_call"], 2),
+            "channel_p99_ms": round(p99["channel"], 2),
+            "clients": CLIENTS,
+            "calls_per_client": args.calls,
+            "rounds": args.rounds,
+            "cpu_count": os.cpu_count(),
+            "loadavg_1m": round(os.getloadavg()[0], 2),
+        }
+        print(
+            f"free {rps['free']:.0f} req/s; per call {rps['per_call']:.0f} "
+            f"({figures['per_call_vs_free']:.2f} of free); channel {rps['channel']:.0f} "
+            f"({figures['channel_vs_free']:.2f} of free)"
+        )
+        print(json.dumps(figures, sort_keys=True))
+    finally:
+        server.close()
+        node.close()
+
+
+if __name__ == "__main__":
+    main()
