@@ -343,9 +343,11 @@ class ChainNode:
             if parent.hash == self.tip.hash and work > self.tip.work:
                 # the block will extend the tip: execute it while signatures verify
                 try:
-                    executed[block_hash] = self._execute(block)
+                    ran = self._execute(block)
                 except InvalidBlock as exc:
                     executed[block_hash] = exc
+                else:
+                    return self._connect_extending_tip(block, work, ran, finish_signatures)
             finish_signatures()
         except BlockBadMerkleRoot:
             raise  # the body is not the one the header commits to: the header is not judged
@@ -363,6 +365,30 @@ class ChainNode:
                 raise type(error)(error.message, **error.detail)
             raise BlockKnownInvalid(f"block {block_hash[:16]} builds on a block that failed")
         return SubmitResult(ACCEPTED, block_hash)
+
+    def _connect_extending_tip(
+        self,
+        block: Block,
+        work: int,
+        ran: tuple[StateOverlay, BlockOutcome],
+        finish_signatures: Callable[[], None],
+    ) -> SubmitResult:
+        """The common case, a new block on the tip, already executed: write the block
+        and its state in one transaction while the signature threads finish, and
+        commit only if every signature verifies (else nothing of it is written)."""
+        overlay, outcome = ran
+        pooled = [tx.txid for tx in block.txs if tx.txid in self.mempool]
+        self._seq += 1
+        record = BlockRecord(block.hash, block.header, work, STATUS_VALID, self._seq)
+        with self.store.atomic():
+            self.store.save_block(block, work, record.seq, status=STATUS_VALID)
+            self.store.connect_block(block, overlay.changes, outcome.receipts, pooled=pooled)
+            finish_signatures()  # raises BlockBadTx: the transaction rolls back
+        self.index[block.hash] = record
+        self.mempool.remove(tx.txid for tx in block.txs)
+        self.tip = record
+        self._after_tip_change([block], [])
+        return SubmitResult(ACCEPTED, block.hash)
 
     def _verify_signatures(self, txs: Sequence[Tx]) -> None:
         """Stateless tx checks for a block's txs; raises BlockBadTx."""

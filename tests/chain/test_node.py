@@ -357,8 +357,8 @@ def test_evicted_txs_leave_the_stored_pool_too(tmp_path, chain_params, clock, ma
 def test_write_failing_mid_connect_leaves_the_node_on_the_last_whole_block(
     tmp_path, monkeypatch
 ) -> None:
-    """A disk error while connecting propagates; the node stays on the stored tip and
-    connects the same block once the store works again."""
+    """A disk error while connecting propagates; nothing of the block is written, the
+    node stays on the stored tip, and the same block connects once the store works."""
     node = open_node(tmp_path, funded_params("alice"))
     first = make_block(node)
     node.submit_block(first)
@@ -372,8 +372,9 @@ def test_write_failing_mid_connect_leaves_the_node_on_the_last_whole_block(
     with pytest.raises(OSError):
         node.submit_block(second)
     assert node.tip.hash == first.hash == node.store.tip_hash()
+    assert second.hash not in node.index
     monkeypatch.setattr(node.store, "connect_block", real_connect)
-    node.activate_best_chain()
+    node.submit_block(second)
     assert node.tip.hash == second.hash == node.store.tip_hash()
     node.close()
 
@@ -396,4 +397,35 @@ def test_orphan_without_valid_proof_of_work_is_refused_not_pooled(tmp_path: Path
         node.submit_block(junk)
     assert err.value.code == "block-bad-pow"
     assert junk.hash not in node.orphans
+    node.close()
+
+
+def test_big_block_with_one_bad_signature_found_while_connecting_leaves_nothing_written(
+    tmp_path: Path,
+) -> None:
+    """Blocks of many txs are written while their signatures verify on threads; one
+    bad signature rolls the whole write back and the block is remembered invalid."""
+    from modelchain.chain.node import PARALLEL_VERIFY_MIN
+    from modelchain.chain.tx import make_transfer
+
+    params = funded_params("alice")
+    node = open_node(tmp_path, params, verify_threads=2)
+    alice, bob = key_for("alice"), key_for("bob")
+    txs = [
+        make_transfer(alice, chain_id=params.chain_id, nonce=n, fee=500, to=bob.account, amount=1)
+        for n in range(PARALLEL_VERIFY_MIN + 6)
+    ]
+    forged = dict(txs[-1].to_json())
+    forged["sig"] = ("0" if forged["sig"][0] != "0" else "1") + forged["sig"][1:]
+    txs[-1] = tx_from_json(forged)
+    before = node.store.snapshot()
+    block = make_block(node, txs=txs)
+    with pytest.raises(InvalidBlock) as err:
+        node.submit_block(block)
+    assert (err.value.code, err.value.detail["tx_code"]) == ("block-bad-tx", "tx-bad-signature")
+    assert node.height == 0 and node.store.tip_hash() == node.tip.hash
+    assert node.store.snapshot() == before
+    assert node.store.load_block(block.hash) is None
+    assert node.store.receipt_row(txs[0].txid) is None
+    assert block.hash in node.invalid
     node.close()
