@@ -83,6 +83,8 @@ class Mempool:
         self.by_id: dict[str, PoolEntry] = {}
         self.total_bytes = 0
         self.future_count = 0
+        self.ready_spend: dict[str, int] = {}
+        """Per sender, the sum of its ready txs' spends (kept as they come and go)."""
 
     # --- reading ---------------------------------------------------------
 
@@ -112,8 +114,7 @@ class Mempool:
 
     def pending_balance(self, account: str, state: StateReader) -> int:
         """Balance minus what the account's ready pooled txs may spend."""
-        spent = sum(entry.spend for entry in self.ready.get(account, {}).values())
-        return state.read_account(account)[0] - spent
+        return state.read_account(account)[0] - self.ready_spend.get(account, 0)
 
     # --- adding ----------------------------------------------------------
 
@@ -174,7 +175,7 @@ class Mempool:
             raise MempoolReplacementFeeTooLow(
                 f"a tx with nonce {tx.nonce} pays {replaced.tx.fee}; a replacement must pay more"
             )
-        others = sum(e.spend for n, e in ready.items() if n != tx.nonce)
+        others = self.ready_spend.get(tx.sender, 0) - (replaced.spend if replaced else 0)
         if balance - others < entry.spend:
             raise TxInsufficientBalance(
                 f"pending balance {balance - others} does not cover {entry.spend}",
@@ -220,7 +221,9 @@ class Mempool:
         self.future_count += 1
 
     def _insert_ready(self, entry: PoolEntry) -> None:
-        self.ready.setdefault(entry.tx.sender, {})[entry.tx.nonce] = entry
+        sender = entry.tx.sender
+        self.ready.setdefault(sender, {})[entry.tx.nonce] = entry
+        self.ready_spend[sender] = self.ready_spend.get(sender, 0) + entry.spend
         self.by_id[entry.tx.txid] = entry
         self.total_bytes += entry.tx.size
 
@@ -238,6 +241,12 @@ class Mempool:
                     del table[tx.sender]
                 if is_future:
                     self.future_count -= 1
+                else:
+                    left = self.ready_spend[tx.sender] - entry.spend
+                    if left or tx.sender in self.ready:
+                        self.ready_spend[tx.sender] = left
+                    else:
+                        del self.ready_spend[tx.sender]
                 return
 
     def _tails(self) -> Iterator[PoolEntry]:

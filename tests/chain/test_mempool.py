@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from factories import key_for
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelchain.chain.coin import CoinContract
 from modelchain.chain.errors import InvalidTransaction, MempoolRejected, ModelchainError
@@ -84,6 +86,7 @@ def pool_view(pool: Mempool) -> tuple:
         sorted((txid, pool.status_of(txid)) for txid in pool.by_id),
         pool.total_bytes,
         pool.future_count,
+        dict(pool.ready_spend),
     )
 
 
@@ -388,3 +391,41 @@ def test_select_stays_within_the_byte_budget(state) -> None:
     budget = sum(tx.size + 4 for tx in txs) - 1
     chosen = pool.select(budget)
     assert chosen == [txs[2], txs[1]]
+
+
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(("add", "remove", "mine")),
+            st.sampled_from(("alice", "bob")),
+            st.integers(0, 6),
+            st.integers(FEE, FEE + 50),
+            st.integers(1, BALANCE // 3),
+        ),
+        max_size=40,
+    )
+)
+@settings(max_examples=60)
+def test_running_spend_totals_always_equal_the_sum_of_ready_spends(ops) -> None:
+    """The pool keeps each sender's pending spend as a running total (O(1) admission);
+    whatever happens it equals the sum over that sender's ready txs."""
+    chain = MemoryState()
+    for label in ("alice", "bob"):
+        chain.accounts[key_for(label).account] = (BALANCE, 0)
+    pool = make_pool(max_count=8)
+    for op, sender, nonce, fee, amount in ops:
+        if op == "add":
+            try:
+                pool.add(pay(sender, nonce=nonce, amount=amount, fee=fee), chain, NOW)
+            except (MempoolRejected, InvalidTransaction):
+                pass
+        elif op == "remove" and pool.by_id:
+            pool.remove([sorted(pool.by_id)[nonce % len(pool.by_id)]])
+        elif op == "mine":
+            account = key_for(sender).account
+            balance, current = chain.accounts[account]
+            chain.accounts[account] = (balance - amount, current + 1)
+            pool.revalidate(chain, NOW)
+        for account, pooled in pool.ready.items():
+            assert pool.ready_spend[account] == sum(e.spend for e in pooled.values())
+        assert set(pool.ready_spend) == set(pool.ready)
