@@ -28,10 +28,16 @@ def create_app(config: NodeConfig | None = None, node: MarketNode | None = None)
     from modelchain.web.api import bp as api_bp
     from modelchain.web.api import load_route_modules
     from modelchain.web.inference import bp as inference_bp
+    from modelchain.web.ui import add_security_headers
+    from modelchain.web.ui import bp as ui_bp
+    from modelchain.web.ui import load_route_modules as load_ui_modules
 
     load_route_modules()
+    load_ui_modules()
 
     app.register_blueprint(api_bp)
     app.register_blueprint(inference_bp)
+    app.register_blueprint(ui_bp)
+    app.after_request(add_security_headers)
     register_error_handlers(app)
     return app

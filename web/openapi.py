@@ -1173,6 +1173,42 @@ def _chain_paths() -> dict[str, Schema]:
                 ),
             )
         },
+        "/api/v1/faucet": {
+            "post": _op(
+                "faucet",
+                "chain",
+                "Send dev coins to an account (dev and regtest networks)",
+                {
+                    "202": _json(
+                        _object(
+                            {
+                                "txid": _ref("Hash"),
+                                "account": _ref("Account"),
+                                "amount": _ref("Amount"),
+                                "status": {"enum": ["ready", "future"]},
+                            }
+                        ),
+                        "The dev wallet's coin.transfer to the account, admitted to the mempool.",
+                    ),
+                    **_errors(
+                        {
+                            400: [BAD_BODY, *TX_REFUSALS],
+                            403: ["feature-disabled"],
+                            413: [TOO_LARGE],
+                        }
+                    ),
+                },
+                description=(
+                    "Only on dev and regtest networks (`feature-disabled` elsewhere), whose dev"
+                    " wallet is public: the node signs a `coin.transfer` of the configured"
+                    " faucet amount from it. Follow the txid to see it confirmed."
+                ),
+                body=_json_body(
+                    _object({"account": _ref("Account")}, closed=False),
+                    "The account to fund.",
+                ),
+            )
+        },
     }
 
 

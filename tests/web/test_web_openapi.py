@@ -223,8 +223,8 @@ def openapi_path(rule: str) -> str:
 def app_operations(app: Flask) -> set[str]:
     found = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
-            continue
+        if rule.endpoint == "static" or not rule.rule.startswith(("/api/", "/v2")):
+            continue  # HTML pages of the ui blueprint are not part of the API
         for method in rule.methods or ():
             if method not in IGNORED_METHODS:
                 found.add(f"{method} {openapi_path(rule.rule)}")
@@ -547,6 +547,11 @@ CASES = [
         ok("two", post("/api/v1/mine", lambda w: {"blocks": 2}), 202),
         ok("no body", post("/api/v1/mine"), 202),
         refused(400, "request-invalid", post("/api/v1/mine", lambda w: {"blocks": 0})),
+    ),
+    *of(
+        "POST /api/v1/faucet",
+        ok("stranger", post("/api/v1/faucet", lambda w: {"account": STRANGER.account}), 202),
+        refused(400, "request-invalid", post("/api/v1/faucet", lambda w: {"account": "bob"})),
     ),
     # models
     *of(
