@@ -1359,6 +1359,35 @@ def _model_paths() -> dict[str, Schema]:
                 parameters=[name, _path("version", {"type": "string"}, "The version.")],
             )
         },
+        "/api/v1/models/{name}/versions/{version}/quote": {
+            "post": _op(
+                "quoteCall",
+                "models",
+                "What one call with this request body costs here, without running it",
+                {
+                    "200": _json(
+                        _object({"quote": _ref("Quote")}),
+                        "The quote a priced infer would answer with 402.",
+                    ),
+                    **_errors(
+                        {
+                            400: [BAD_BODY, *QUOTE_INPUT_ERRORS],
+                            404: ["model-unknown", "model-version-unknown"],
+                            410: ["model-version-deprecated"],
+                            413: [TOO_LARGE, "infer-too-many-elements"],
+                            422: ["model-signature-invalid", "infer-unsupported-type"],
+                        }
+                    ),
+                },
+                description=(
+                    "The same checks of the inputs as an infer, then the quote (price, node,"
+                    " chain, the request hash to sign, how to pay) with 200: a browser checks"
+                    " its own request hash against it before it signs a payment."
+                ),
+                parameters=[name, _path("version", {"type": "string"}, "The version.")],
+                body=_json_body(_ref("InferRequest"), "The inference request to price."),
+            )
+        },
         "/api/v1/models/files/{sha256}": {
             "get": _op(
                 "downloadModelFile",
@@ -1584,6 +1613,21 @@ def _payment_paths() -> dict[str, Schema]:
 
 # --- /v2 -------------------------------------------------------------------------------------
 
+
+QUOTE_INPUT_ERRORS = [
+    "infer-bad-request",
+    "infer-bad-input",
+    "infer-unknown-input",
+    "infer-missing-input",
+    "infer-duplicate-input",
+    "infer-bad-datatype",
+    "infer-bad-shape",
+    "infer-bad-data",
+    "infer-unknown-output",
+    "infer-unsupported-parameter",
+    "infer-input-rejected",
+    "request-id-invalid",
+]
 
 INFER_ERRORS: dict[int, Sequence[str]] = {
     400: [

@@ -586,6 +586,19 @@ CASES = [
         refused(404, "catalog-unknown-model", get("/api/v1/models/nope/versions/1")),
     ),
     *of(
+        "POST /api/v1/models/{name}/versions/{version}/quote",
+        ok("priced", post("/api/v1/models/priced/versions/1/quote", addmul)),
+        ok("free", post("/api/v1/models/addmul/versions/1/quote", addmul)),
+        refused(
+            400,
+            "infer-bad-datatype",
+            post("/api/v1/models/priced/versions/1/quote", wrong_datatype),
+        ),
+        refused(
+            404, "model-version-unknown", post("/api/v1/models/addmul/versions/9/quote", addmul)
+        ),
+    ),
+    *of(
         "GET /api/v1/models/files/{sha256}",
         ok("mlp", get(MLP_FILE)),
         refused(400, "query-invalid", get("/api/v1/models/files/xyz")),
