@@ -65,11 +65,15 @@ class NodeClient:
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             try:
-                error = json.loads(raw)["error"]
+                body = json.loads(raw)
+                error = body["error"]
+                if isinstance(error, str):  # /v2 speaks the Open Inference Protocol's shape
+                    error = {"message": error} | {k: v for k, v in body.items() if k != "error"}
+                code, message = error["code"], error["message"]
             except (ValueError, KeyError, TypeError):
                 raise NodeError(f"HTTP {exc.code} from {self.url}{path}", status=exc.code) from exc
             detail = {k: v for k, v in error.items() if k not in ("code", "message")}
-            raise NodeError(error["message"], error["code"], exc.code, **detail) from exc
+            raise NodeError(message, code, exc.code, **detail) from exc
         except (urllib.error.URLError, OSError) as exc:
             raise NodeError(
                 f"cannot reach the node at {self.url}: {exc}", "node-unreachable"

@@ -2,7 +2,9 @@
 
 Our exceptions carry their own code and HTTP status; routing errors and
 oversize bodies get a code too; anything unexpected is logged and answered
-with a JSON 500 that shows no traceback.
+with a JSON 500 that shows no traceback. Under /v2 the body follows the Open
+Inference Protocol, whose clients read `error` as a string: there it is
+{"error": message, "code": code, ...details beside them}.
 """
 
 from __future__ import annotations
@@ -29,9 +31,13 @@ HTTP_CODES = {
 
 
 def error_response(status: int, code: str, message: str, **detail: Any) -> Response:
-    body: dict[str, Any] = {"code": code, "message": message}
-    body.update(detail)
-    response = jsonify({"error": body})
+    if request.path.startswith("/v2"):
+        # the Open Inference Protocol's error shape, so tritonclient & co. can show it
+        response = jsonify({"error": message, "code": code, **detail})
+    else:
+        body: dict[str, Any] = {"code": code, "message": message}
+        body.update(detail)
+        response = jsonify({"error": body})
     response.status_code = status
     return response
 

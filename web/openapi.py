@@ -132,6 +132,19 @@ def _value_schemas() -> dict[str, Schema]:
             "A model version: 1..32 of A-Z a-z 0-9 '.' '_' '-', starting with a letter or digit.",
             pattern=_pattern(VERSION_RE),
         ),
+        "V2Error": {
+            "type": "object",
+            "description": (
+                'The Open Inference Protocol\'s error body under /v2: {"error": message}, its'
+                " clients read `error` as a string; the project's stable `code` and any detail"
+                " keys stand beside it."
+            ),
+            "properties": {
+                "error": _string("What went wrong, naming the values."),
+                "code": _string("Kebab-case reason code.", pattern=_pattern(ERROR_CODE_RE)),
+            },
+            "required": ["error", "code"],
+        },
         "Error": {
             "type": "object",
             "description": (
@@ -961,6 +974,30 @@ def _error(codes: Sequence[str], *, quote: bool = False) -> Schema:
     return {"description": description, "content": {JSON: {"schema": schema}}}
 
 
+def _v2_error(codes: Sequence[str], *, quote: bool = False) -> Schema:
+    """An error response under /v2: the V2Error body with its code one of `codes`."""
+    listed = ", ".join(f"`{code}`" for code in codes)
+    schema: Schema = {"allOf": [_ref("V2Error")], "properties": {"code": _code_schema(codes)}}
+    description = f"Refused: {listed}."
+    if quote:
+        schema["properties"]["quote"] = _ref("Quote")
+        schema["required"] = ["quote"]
+        description += " The body's `quote` says what the call costs and how to pay."
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _v2_errors(
+    spec: Mapping[int, Sequence[str]], *, quoted: Sequence[int] = ()
+) -> dict[str, Schema]:
+    """Error responses by status under /v2, 500 internal-error included."""
+    spec = dict(spec)
+    spec[500] = [*spec.get(500, ()), "internal-error"]
+    return {
+        str(status): _v2_error(codes, quote=status in quoted)
+        for status, codes in sorted(spec.items())
+    }
+
+
 def _errors(spec: Mapping[int, Sequence[str]], *, quoted: Sequence[int] = ()) -> dict[str, Schema]:
     """Error responses by status; every operation may also answer 500 internal-error."""
     spec = dict(spec)
@@ -1739,7 +1776,7 @@ def _inference_paths() -> dict[str, Schema]:
                 "serverMetadata",
                 "inference",
                 "Server metadata",
-                {"200": _json(_ref("ServerMetadata"), "The server."), **_errors({})},
+                {"200": _json(_ref("ServerMetadata"), "The server."), **_v2_errors({})},
             )
         },
         "/v2/health/live": {
@@ -1747,7 +1784,7 @@ def _inference_paths() -> dict[str, Schema]:
                 "serverLive",
                 "inference",
                 "Liveness",
-                {"200": _json(_ref("ServerLive"), "Alive."), **_errors({})},
+                {"200": _json(_ref("ServerLive"), "Alive."), **_v2_errors({})},
             )
         },
         "/v2/health/ready": {
@@ -1755,7 +1792,7 @@ def _inference_paths() -> dict[str, Schema]:
                 "serverReady",
                 "inference",
                 "Readiness",
-                {"200": _json(_ref("ServerReady"), "Ready."), **_errors({})},
+                {"200": _json(_ref("ServerReady"), "Ready."), **_v2_errors({})},
             )
         },
     }
@@ -1772,7 +1809,7 @@ def _inference_paths() -> dict[str, Schema]:
                 f"Inputs and outputs of {what}",
                 {
                     "200": _json(_ref("ModelMetadata"), "The model's metadata."),
-                    **_errors({404: READY_ERRORS[404], 422: ["model-signature-invalid"]}),
+                    **_v2_errors({404: READY_ERRORS[404], 422: ["model-signature-invalid"]}),
                 },
                 description="A deprecated version is described too.",
                 parameters=params,
@@ -1785,7 +1822,7 @@ def _inference_paths() -> dict[str, Schema]:
                 f"Whether {what} can run on this node",
                 {
                     "200": _json(_ref("ModelReady"), "It can run here."),
-                    **_errors(READY_ERRORS),
+                    **_v2_errors(READY_ERRORS),
                 },
                 parameters=params,
             )
@@ -1795,7 +1832,7 @@ def _inference_paths() -> dict[str, Schema]:
                 f"infer{ident}",
                 "inference",
                 f"Run {what}",
-                {"200": infer_ok, **_errors(INFER_ERRORS, quoted=[402])},
+                {"200": infer_ok, **_v2_errors(INFER_ERRORS, quoted=[402])},
                 description=(
                     "Every check runs before anything is run or charged. A priced version is"
                     " run only with `parameters.payment` (a signed usage_fee.pay tx, or a"

@@ -166,8 +166,9 @@ def test_tritonclient_runs_a_free_model_unchanged(served: tuple[NodeProcess, Mar
     wrong.set_data_from_numpy(np.zeros((3, 15), dtype=np.float32), binary_data=False)
     with pytest.raises(InferenceServerException) as err:
         client.infer("mlp", [wrong])
-    # the body is the project's {"error": {"code", "message"}}; OIP has a bare string there,
-    # so tritonclient hands the object over as the message (docs/inference.md, "Errors")
+    # /v2 answers the Open Inference Protocol's {"error": message} (our code beside it), so
+    # tritonclient shows the node's own words
     assert err.value.status() == "400"
-    assert err.value.message()["code"] == "infer-bad-shape"
+    assert "shape" in err.value.message()
+    assert "shape" in str(err.value)
     client.close()

@@ -44,10 +44,12 @@ DTYPE_VALUES: dict[str, tuple[str, list[Any]]] = {
 
 
 def error_of(response: Any, status: int) -> dict[str, Any]:
+    """The error of a /v2 answer, in the Open Inference Protocol's shape
+    ({"error": message} with our code beside it), as {"code", "message", ...}."""
     assert response.status_code == status, response.get_data(as_text=True)
     body = response.get_json()
-    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
-    return body["error"]
+    assert isinstance(body["error"], str) and isinstance(body["code"], str), body
+    return {"message": body["error"]} | {k: v for k, v in body.items() if k != "error"}
 
 
 def infer(client: FlaskClient, model: str, body: Any, version: str | None = None) -> Any:

@@ -49,6 +49,12 @@ export async function api(path, { method, body, headers } = {}) {
     data = await response.text();
   }
   if (!response.ok) {
+    if (data && typeof data === "object" && typeof data.error === "string") {
+      // /v2 answers the Open Inference Protocol's {"error": message, "code", ...}:
+      // callers always see the project's {"error": {"code", "message", ...}}
+      const { error: text, ...rest } = data;
+      data = { error: { message: text, ...rest } };
+    }
     const error = data && typeof data === "object" && data.error ? data.error : null;
     const message = error ? error.message : `the node answered HTTP ${response.status}`;
     throw new ApiError(message, {
