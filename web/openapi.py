@@ -1066,7 +1066,7 @@ def _chain_paths() -> dict[str, Schema]:
                 "Main-chain blocks, newest first",
                 {
                     "200": _json(_ref("BlockList"), "A page of blocks."),
-                    **_errors({400: [BAD_BODY]}),
+                    **_errors({400: [QUERY]}),
                 },
                 parameters=[
                     _limit(20),
@@ -1175,7 +1175,7 @@ def _chain_paths() -> dict[str, Schema]:
                 "getMempool",
                 "chain",
                 "The txs waiting to be mined",
-                {"200": _json(_ref("Mempool"), "The pool."), **_errors({400: [BAD_BODY]})},
+                {"200": _json(_ref("Mempool"), "The pool."), **_errors({400: [QUERY]})},
                 parameters=[_limit(100)],
             )
         },
@@ -1552,7 +1552,7 @@ def _payment_paths() -> dict[str, Schema]:
                 "Channels of an account, or those this node holds vouchers for",
                 {
                     "200": _json(_ref("ChannelList"), "The channels."),
-                    **_errors({400: [QUERY, BAD_BODY]}),
+                    **_errors({400: [QUERY]}),
                 },
                 parameters=[
                     _query("account", _ref("Account"), "Channels this account pays or serves."),

@@ -504,8 +504,8 @@ CASES = [
     *of(
         "GET /api/v1/blocks",
         ok("page", get("/api/v1/blocks?limit=3&before=3")),
-        refused(400, "request-invalid", get("/api/v1/blocks?limit=0"), "limit 0"),
-        refused(400, "request-invalid", get("/api/v1/blocks?before=x"), "before x"),
+        refused(400, "query-invalid", get("/api/v1/blocks?limit=0"), "limit 0"),
+        refused(400, "query-invalid", get("/api/v1/blocks?before=x"), "before x"),
     ),
     *of(
         "POST /api/v1/blocks",
@@ -548,7 +548,7 @@ CASES = [
     *of(
         "GET /api/v1/mempool",
         ok("pool", get("/api/v1/mempool?limit=5")),
-        refused(400, "request-invalid", get("/api/v1/mempool?limit=101")),
+        refused(400, "query-invalid", get("/api/v1/mempool?limit=101")),
     ),
     *of(
         "POST /api/v1/mine",
@@ -647,7 +647,7 @@ CASES = [
         ok("of dev", get("/api/v1/channels?account={dev}")),
         ok("with vouchers", get("/api/v1/channels")),
         refused(400, "query-invalid", get("/api/v1/channels?account=bob")),
-        refused(400, "request-invalid", get("/api/v1/channels?limit=0")),
+        refused(400, "query-invalid", get("/api/v1/channels?limit=0")),
     ),
     *of(
         "GET /api/v1/channels/{channel_id}",

@@ -49,7 +49,9 @@ def int_arg(name: str, default: int | None, low: int = 0, high: int = 2**53 - 1)
     if raw is None:
         return default
     if not raw.isdigit() or not low <= int(raw) <= high:
-        raise BadRequestBody(f"query parameter {name}={raw!r} must be an integer in {low}..{high}")
+        raise explorer.BadQuery(
+            f"query parameter {name}={raw!r} must be an integer in {low}..{high}"
+        )
     return int(raw)
 
 
