@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
+import pytest
 from factories import mine_tip
 from onnx import TensorProto, helper, numpy_helper
+from onnx_factories import ELEMENT_TYPES, ML_DOMAIN, tensor_info
 
 from modelchain.chain.keys import KeyPair
 from modelchain.chain.tx import Tx, make_tx
@@ -30,30 +32,6 @@ from modelchain.models_store.validate import validate_model_bytes
 
 REGISTRATION_TX_FEE = 200_000
 """Covers 1 unit per byte of a register tx with a large io_signature."""
-ML_DOMAIN = "ai.onnx.ml"
-
-# ONNX element types by the names signatures record, with the code onnx.helper wants: every
-# type ONNX Runtime runs Identity over (see tests/models_store/conftest.py).
-ELEMENT_TYPES: dict[str, int] = {
-    "float32": TensorProto.FLOAT,
-    "float64": TensorProto.DOUBLE,
-    "float16": TensorProto.FLOAT16,
-    "bfloat16": TensorProto.BFLOAT16,
-    "int8": TensorProto.INT8,
-    "int16": TensorProto.INT16,
-    "int32": TensorProto.INT32,
-    "int64": TensorProto.INT64,
-    "uint8": TensorProto.UINT8,
-    "uint16": TensorProto.UINT16,
-    "uint32": TensorProto.UINT32,
-    "uint64": TensorProto.UINT64,
-    "bool": TensorProto.BOOL,
-    "string": TensorProto.STRING,
-    "float8e4m3fn": TensorProto.FLOAT8E4M3FN,
-    "float8e4m3fnuz": TensorProto.FLOAT8E4M3FNUZ,
-    "float8e5m2": TensorProto.FLOAT8E5M2,
-    "float8e5m2fnuz": TensorProto.FLOAT8E5M2FNUZ,
-}
 
 
 # --- nodes and registration -------------------------------------------------------------------
@@ -174,10 +152,6 @@ def pid_alive(pid: int) -> bool:
 
 
 # --- models ------------------------------------------------------------------------------------
-
-
-def tensor_info(name: str, elem_type: int, shape: Sequence[int | str | None] | None) -> Any:
-    return helper.make_tensor_value_info(name, elem_type, shape)
 
 
 def make_model(
@@ -439,3 +413,26 @@ def open_market_node(data_dir: Path, **config: Any) -> tuple[MarketNode, dict[st
     by_ref = {info.ref: get_version(node.store, info.name, info.version) for info in infos}
     node.models.delete(by_ref["absent@1"].sha256)
     return node, by_ref  # type: ignore[return-value]
+
+
+# --- fixtures for the market and web test folders (imported by their conftests) ----------------
+
+
+@pytest.fixture(scope="module")
+def market(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[MarketNode, dict[str, VersionInfo]]]:
+    """(node, versions by "name@version") on a fresh data dir; one per test module."""
+    node, infos = open_market_node(tmp_path_factory.mktemp("market-node"))
+    yield node, infos
+    node.close()
+
+
+@pytest.fixture(scope="module")
+def market_node(market: tuple[MarketNode, dict[str, VersionInfo]]) -> MarketNode:
+    return market[0]
+
+
+@pytest.fixture(scope="module")
+def versions(market: tuple[MarketNode, dict[str, VersionInfo]]) -> dict[str, VersionInfo]:
+    return market[1]
