@@ -9,6 +9,7 @@ signs registry.register with it, and a block is mined by hand.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,8 +27,11 @@ from onnx_factories import ELEMENT_TYPES, ML_DOMAIN, tensor_info
 from modelchain.chain.keys import KeyPair
 from modelchain.chain.tx import Tx, make_tx
 from modelchain.contracts.registry import VersionInfo, get_version
+from modelchain.market.client import sign_call
 from modelchain.market.config import NodeConfig, dev_wallet
+from modelchain.market.demo import build_affine_model
 from modelchain.market.node import MarketNode
+from modelchain.market.upload import registration_args
 from modelchain.models_store.validate import validate_model_bytes
 
 REGISTRATION_TX_FEE = 200_000
@@ -436,3 +440,55 @@ def market_node(market: tuple[MarketNode, dict[str, VersionInfo]]) -> MarketNode
 @pytest.fixture(scope="module")
 def versions(market: tuple[MarketNode, dict[str, VersionInfo]]) -> dict[str, VersionInfo]:
     return market[1]
+
+
+# --- uploads ------------------------------------------------------------------------------------
+
+
+def affine_bytes(seed: int) -> bytes:
+    """A valid model whose bytes (and sha256) differ with `seed`."""
+    return build_affine_model(float(seed), 1.0)
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def register_tx(
+    node: MarketNode,
+    data: bytes,
+    *,
+    key: KeyPair | None = None,
+    name: str = "scaler",
+    version: str = "1",
+    sha256: str | None = None,
+    price: int = 10,
+    io_signature: dict[str, Any] | None = None,
+    nonce: int | None = None,
+    fee: int | None = None,
+    chain_id: str | None = None,
+    **extra: Any,
+) -> Tx:
+    """A signed registry.register of `data` by the dev wallet (or `key`), right in every field
+    unless overridden."""
+    key = key or dev_wallet()
+    args = registration_args(
+        name=name,
+        version=version,
+        sha256=sha256 or sha256_of(data),
+        price=price,
+        split={"owners": [[key.account, 9000]], "node": 1000},
+        io_signature=(
+            validate_model_bytes(data).to_json() if io_signature is None else io_signature
+        ),
+        **extra,
+    )
+    return sign_call(
+        key,
+        chain_id or node.params.chain_id,
+        node.chain.pending_nonce(key.account) if nonce is None else nonce,
+        "registry",
+        "register",
+        args,
+        fee=fee,
+    )

@@ -7,7 +7,6 @@ kept neither the file nor the tx.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -17,15 +16,15 @@ from typing import Any
 import numpy as np
 import pytest
 from factories import key_for, mine_tip
+from factories_market import affine_bytes as affine
+from factories_market import register_tx, sha256_of
 
 from modelchain.chain.errors import ModelchainError
-from modelchain.chain.keys import KeyPair
 from modelchain.chain.tx import Tx, make_tx, tx_from_json
 from modelchain.contracts import registry
 from modelchain.market.client import sign_call
 from modelchain.market.config import NodeConfig, dev_wallet
 from modelchain.market.demo import (
-    build_affine_model,
     build_demo_model,
     ensure_demo_model,
     load_demo_spec,
@@ -35,7 +34,6 @@ from modelchain.market.upload import (
     STATUS_KNOWN,
     UploadBadTx,
     parse_tx_json,
-    registration_args,
 )
 from modelchain.models_store import runtime
 from modelchain.models_store.validate import validate_model_bytes
@@ -53,52 +51,6 @@ def node(tmp_path: Path) -> Iterator[MarketNode]:
     node = open_market_node(tmp_path / "node")
     yield node
     node.close()
-
-
-def affine(seed: int) -> bytes:
-    """A valid model whose bytes (and sha256) differ with `seed`."""
-    return build_affine_model(float(seed), 1.0)
-
-
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def register_tx(
-    node: MarketNode,
-    data: bytes,
-    *,
-    key: KeyPair = DEV,
-    name: str = "scaler",
-    version: str = "1",
-    sha256: str | None = None,
-    io_signature: dict[str, Any] | None = None,
-    nonce: int | None = None,
-    fee: int | None = None,
-    chain_id: str | None = None,
-    **extra: Any,
-) -> Tx:
-    """A signed registry.register for `data`, right in every field unless overridden."""
-    args = registration_args(
-        name=name,
-        version=version,
-        sha256=sha256 or sha256_of(data),
-        price=10,
-        split={"owners": [[key.account, 9000]], "node": 1000},
-        io_signature=(
-            validate_model_bytes(data).to_json() if io_signature is None else io_signature
-        ),
-        **extra,
-    )
-    return sign_call(
-        key,
-        chain_id or node.params.chain_id,
-        node.chain.pending_nonce(key.account) if nonce is None else nonce,
-        "registry",
-        "register",
-        args,
-        fee=fee,
-    )
 
 
 def upload(node: MarketNode, data: bytes, tx: Tx) -> Any:

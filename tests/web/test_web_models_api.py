@@ -7,7 +7,6 @@ nothing in the model store, nothing new in the mempool.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -16,16 +15,15 @@ from typing import Any
 
 import pytest
 from factories import mine_tip
+from factories_market import affine_bytes as affine
+from factories_market import register_tx, sha256_of
 from flask import Flask
 from flask.testing import FlaskClient
 
-from modelchain.chain.keys import KeyPair
 from modelchain.chain.tx import Tx
 from modelchain.market.client import sign_call
 from modelchain.market.config import NodeConfig, dev_wallet
-from modelchain.market.demo import build_affine_model
 from modelchain.market.node import MarketNode
-from modelchain.market.upload import registration_args
 from modelchain.models_store.validate import validate_model_bytes
 from modelchain.web import create_app
 
@@ -57,41 +55,6 @@ def idle_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClien
     )
     yield create_app(node=node).test_client()
     node.close()
-
-
-def affine(seed: int) -> bytes:
-    return build_affine_model(float(seed), 1.0)
-
-
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def register_tx(
-    node: MarketNode,
-    data: bytes,
-    *,
-    key: KeyPair = DEV,
-    name: str = "scaler",
-    version: str = "1",
-    sha256: str | None = None,
-    price: int = 10,
-    tags: tuple[str, ...] = (),
-    io_signature: dict[str, Any] | None = None,
-) -> Tx:
-    args = registration_args(
-        name=name,
-        version=version,
-        sha256=sha256 or sha256_of(data),
-        price=price,
-        split={"owners": [[key.account, 9000]], "node": 1000},
-        io_signature=(
-            validate_model_bytes(data).to_json() if io_signature is None else io_signature
-        ),
-        tags=tags,
-    )
-    nonce = node.chain.pending_nonce(key.account)
-    return sign_call(key, node.params.chain_id, nonce, "registry", "register", args)
 
 
 def post_multipart(client: FlaskClient, data: bytes, tx: Any = None, path: str = "/api/v1/models"):
