@@ -19,6 +19,7 @@ import http.client
 import json
 import logging
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -92,10 +93,42 @@ def client_main(port: int, path: str, bodies_file: str) -> None:
 # --- the server side --------------------------------------------------------------------
 
 
+def cpu_seconds(node: Any) -> dict[str, float]:
+    """CPU seconds (user + system) so far of this process (the server) and of the node's
+    inference workers, and of the finished client processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    workers = 0.0
+    for worker in node.inference._workers:
+        fields = Path(f"/proc/{worker.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        workers += (int(fields[11]) + int(fields[12])) / tick
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    threads: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            seconds = time.clock_gettime(time.pthread_getcpuclockid(thread.ident or 0))
+        except OSError:  # ended meanwhile
+            continue
+        group = thread.name.split("-")[0] if thread.name.startswith("waitress") else thread.name
+        threads[f"server:{group}"] = threads.get(f"server:{group}", 0.0) + seconds
+    return threads | {
+        "server": own.ru_utime + own.ru_stime,
+        "server_sys": own.ru_stime,
+        "server_ctx_switches": (own.ru_nvcsw + own.ru_nivcsw) / 1e6,
+        "workers": workers,
+        "clients": children.ru_utime + children.ru_stime,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200, help="requests per client per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--modes",
+        default="free,per_call,channel",
+        help="comma-separated modes to run (the ratios need free and the paid ones)",
+    )
     parser.add_argument("--client", nargs=3, metavar=("PORT", "PATH", "BODIES"))
     args = parser.parse_args(argv)
     if args.client:
@@ -198,30 +231,43 @@ def main(argv: list[str] | None = None) -> None:
         path = f"/v2/models/{model}/versions/1/infer"
         bodies_file = work / "bodies.json"
         bodies_file.write_text(json.dumps([bodies(kind, c, calls) for c in range(CLIENTS)]))
+        before = cpu_seconds(node)
         out = subprocess.run(
             [sys.executable, __file__, "--client", str(port), path, str(bodies_file)],
             capture_output=True,
             text=True,
             check=True,
         )
+        after = cpu_seconds(node)
         result = json.loads(out.stdout.strip().splitlines()[-1])
+        requests = CLIENTS * calls
+        result["cpu_us_per_request"] = {
+            part: round((after[part] - before.get(part, 0.0)) / requests * 1e6)
+            for part in after
+            if after[part] - before.get(part, 0.0) > 0.01
+        }
         if result["errors"]:
             raise SystemExit(f"{kind}: {result['errors']} errors, first: {result['first_error']}")
         return result
 
     try:
         run("free", 20)  # warm the workers and sessions
-        results: dict[str, list[dict[str, Any]]] = {"free": [], "per_call": [], "channel": []}
+        modes = [mode for mode in ("free", "per_call", "channel") if mode in args.modes.split(",")]
+        results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
         for round_ in range(args.rounds):
             for kind in results:
                 result = run(kind, args.calls)
                 results[kind].append(result)
                 progress(
                     f"round {round_ + 1}/{args.rounds} {kind:8s} {result['rps']:7.0f} req/s  "
-                    f"p99 {result['p99_ms']:.1f} ms"
+                    f"p99 {result['p99_ms']:.1f} ms  CPU us/request "
+                    f"{result['cpu_us_per_request']}"
                 )
         rps = {k: statistics.median(r["rps"] for r in v) for k, v in results.items()}
         p99 = {k: statistics.median(r["p99_ms"] for r in v) for k, v in results.items()}
+        if len(modes) < 3:  # a partial run (e.g. for a profiler): no ratios
+            print(json.dumps({"rps": rps, "p99_ms": p99}, sort_keys=True))
+            return
         figures = {
             "channel_vs_free": round(rps["channel"] / rps["free"], 3),
             "per_call_vs_free": round(rps["per_call"] / rps["free"], 3),
