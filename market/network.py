@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from modelchain.chain.block import Block, decode_block
@@ -66,6 +67,8 @@ FUTURE_RETRY_SECONDS = 5.0
 """How often blocks that were ahead of the clock are tried again."""
 MODEL_RETRY_SECONDS = 10.0
 """How long a model file no peer could give waits before it is asked for again."""
+MODEL_INVALID_RETRY_SECONDS = 3600.0
+"""How long a registered file that fails validation waits before it is fetched again."""
 HTTP_TIMEOUT_SECONDS = 10.0
 DEFAULT_POLL_SECONDS = 1.0
 
@@ -154,6 +157,7 @@ class Network:
         submit_tx: Callable[[Tx], AddResult],
         peers: tuple[str, ...] = (),
         *,
+        check_model: Callable[[Path], object] | None = None,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         max_peers: int = MAX_PEERS,
         clock: Callable[[], float] = time.time,
@@ -161,6 +165,8 @@ class Network:
         self.chain = chain
         self.models = models
         self.submit_tx = submit_tx
+        self.check_model = check_model
+        """Validates a fetched model file before it is kept (the upload's rules)."""
         self.poll_seconds = poll_seconds
         self.clock = clock
         self.lock = threading.Lock()
@@ -274,10 +280,16 @@ class Network:
                 for peer in self.peer_list()
                 if peer.state != STATE_BANNED
             ]
-            result = replicate(self.models, sha256, sources)
+            result = replicate(self.models, sha256, sources, self.check_model)
+            invalid = False
             for failure in result.failures:
                 if failure.code == "store-hash-mismatch":
                     self.penalize(failure.source, PENALTY_BAD_FILE, failure.code, failure.message)
+                elif failure.code.startswith("model-"):
+                    # the registered bytes themselves fail validation: the peer sent what
+                    # was registered, so it is not to blame
+                    invalid = True
+                    log.warning("model %s fails validation: %s", sha256[:16], failure.message)
             if result.stored is not None:
                 log.info(
                     "model %s replicated from %s (%d bytes)",
@@ -288,7 +300,8 @@ class Network:
                 self._model_retry.pop(sha256, None)
                 fetched += 1
             else:
-                self._model_retry[sha256] = now + MODEL_RETRY_SECONDS
+                wait = MODEL_INVALID_RETRY_SECONDS if invalid else MODEL_RETRY_SECONDS
+                self._model_retry[sha256] = now + wait
         for sha256 in [s for s in self._model_retry if self.models.has(s)]:
             del self._model_retry[sha256]
         return fetched

@@ -29,7 +29,7 @@ from modelchain.market.inference import InferenceService
 from modelchain.market.network import Network
 from modelchain.market.payments import Payments
 from modelchain.market.upload import ModelUploads, validation_limits
-from modelchain.models_store import ModelStore
+from modelchain.models_store import ModelStore, inspect_model
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class MarketNode:
             self.models,
             self.submit_tx,
             config.peers,
+            check_model=self._check_replicated_model,
             poll_seconds=config.peer_poll_seconds,
         )
         self._closed = threading.Event()
@@ -137,6 +138,10 @@ class MarketNode:
         if self.mining is None:
             raise MiningDisabled("this node does not mine: start it with mining on (--mine)")
         self.mining.request_blocks(count)
+
+    def _check_replicated_model(self, path: Path) -> None:
+        """A model file fetched from a peer passes the upload's validation, or is not kept."""
+        inspect_model(path, self.uploads.limits)
 
     def _on_tip_change(self, change: TipChange) -> None:
         log.debug("tip %d %s", change.tip.height, change.tip.hash[:16])

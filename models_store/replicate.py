@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterable
 from contextlib import closing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from modelchain.models_store.errors import ModelStoreError, StoreHashMismatch
@@ -42,12 +43,19 @@ class Replicated:
     failures: tuple[SourceFailure, ...]
 
 
-def replicate(store: ModelStore, sha256: str, sources: Iterable[tuple[str, Opener]]) -> Replicated:
+def replicate(
+    store: ModelStore,
+    sha256: str,
+    sources: Iterable[tuple[str, Opener]],
+    check: Callable[[Path], object] | None = None,
+) -> Replicated:
     """Fetch the file with `sha256` from the first named source that has the right bytes.
 
-    A file the store holds already is not fetched. A source's stream is closed after
-    use. Raises StoreBadHash for a malformed sha256; every source's failure is reported,
-    never raised.
+    `check` (e.g. the upload's validation) runs on the staged file before it is kept;
+    what it raises (a ModelStoreError) rejects the file, which is then not asked of the
+    other sources: they would send the same bytes. A file the store holds already is
+    not fetched. A source's stream is closed after use. Raises StoreBadHash for a
+    malformed sha256; every source's failure is reported, never raised.
     """
     sha256 = normalize_sha256(sha256)
     if store.has(sha256):
@@ -55,8 +63,14 @@ def replicate(store: ModelStore, sha256: str, sources: Iterable[tuple[str, Opene
     failures: list[SourceFailure] = []
     for name, opener in sources:
         try:
-            with closing(opener()) as stream:
-                stored = store.put_stream(stream, expected_sha256=sha256)
+            with closing(opener()) as stream, store.staging(stream, sha256) as staged:
+                if check is not None:
+                    try:
+                        check(staged.path)
+                    except ModelStoreError as exc:
+                        failures.append(SourceFailure(name, exc.code, exc.message))
+                        return Replicated(None, None, tuple(failures))
+                stored = staged.commit()
         except StoreHashMismatch as exc:
             failures.append(SourceFailure(name, exc.code, exc.message))
             log.warning("model %s from %s: %s", sha256[:16], name, exc.message)

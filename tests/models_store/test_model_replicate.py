@@ -11,7 +11,7 @@ from typing import BinaryIO
 import pytest
 
 from modelchain.models_store import ModelStore
-from modelchain.models_store.errors import StoreBadHash
+from modelchain.models_store.errors import ModelNotOnnx, StoreBadHash
 from modelchain.models_store.replicate import replicate
 
 DATA = b"model bytes " * 1000
@@ -77,3 +77,28 @@ def test_a_malformed_hash_is_refused_before_any_source_is_opened(tmp_path: Path)
     with pytest.raises(StoreBadHash):
         replicate(ModelStore(tmp_path), "xyz", [("good", source)])
     assert opened == []
+
+
+def test_a_file_that_fails_the_check_is_not_kept_nor_asked_of_other_sources(
+    tmp_path: Path,
+) -> None:
+    store = ModelStore(tmp_path)
+    opened, second = serving(DATA)
+
+    def reject(path: Path) -> None:
+        assert path.read_bytes() == DATA  # the check sees the staged bytes
+        raise ModelNotOnnx("not an ONNX model")
+
+    result = replicate(store, SHA256, [("first", serving(DATA)[1]), ("second", second)], reject)
+    assert result.stored is None
+    assert [(f.source, f.code) for f in result.failures] == [("first", "model-not-onnx")]
+    assert opened == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_passes_the_check_is_kept(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    checked: list[Path] = []
+    result = replicate(store, SHA256, [("good", serving(DATA)[1])], checked.append)
+    assert result.source == "good" and len(checked) == 1
+    assert store.read_verified(SHA256) == DATA
