@@ -134,6 +134,24 @@ def test_a_tx_sent_to_one_node_is_mined_by_its_peer(start_node: Start) -> None:
     assert NodeClient(b.url).tx(txid)["status"] == "confirmed"
 
 
+def test_blocks_and_txs_cross_a_line_of_three_nodes(start_node: Start) -> None:
+    a = start_node("a", mine=True)
+    b = start_node("b", mine=False, peers=[a.url])
+    c = start_node("c", mine=False, peers=[b.url])
+    log.info("blocks mined on a reach c through b")
+    mine(a, 3)
+    sync_blocks([a, b, c])
+    log.info("a tx sent to c reaches a through b; a mines it and the block comes back")
+    txid = transfer(c, ALICE.account, 700)
+    NodeClient(c.url).wait_for_confirmations(txid, 1, timeout=SYNC_SECONDS)
+    sync_blocks([a, b, c])
+    assert {n.data.name: balances(n, [ALICE.account])[ALICE.account] for n in (a, b, c)} == {
+        "a": 700,
+        "b": 700,
+        "c": 700,
+    }
+
+
 def test_a_model_uploaded_to_one_node_is_replicated_to_its_peer(
     start_node: Start, tmp_path: Path
 ) -> None:
