@@ -263,6 +263,11 @@ class ChainStore:
         row = self.db.execute("SELECT hash FROM chain WHERE height = ?", [height]).fetchone()
         return row[0] if row else None
 
+    def chain_height_of(self, block_hash: str) -> int | None:
+        """The height of `block_hash` if it is on the main chain, else None."""
+        row = self.db.execute("SELECT height FROM chain WHERE hash = ?", [block_hash]).fetchone()
+        return row[0] if row else None
+
     def tip_hash(self) -> str | None:
         return self.get_meta("tip")
 

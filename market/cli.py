@@ -8,6 +8,7 @@ stderr; exit 0 on success, 1 when the operation failed, 2 on bad usage.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import click
 from modelchain.chain.errors import KeystoreNotFound, ModelchainError
 from modelchain.chain.keys import KeyPair, is_account
 from modelchain.chain.keystore import Wallets, encrypt_key, load_keystore, save_keystore
+from modelchain.chain.peers import PeerBadUrl, normalize_peer_url
 from modelchain.market.client import NodeClient, NodeError
 from modelchain.market.config import NETWORKS, NodeConfig, dev_wallet
 
@@ -149,6 +151,17 @@ main = cli
 def _run_node(obj: CliContext, config: NodeConfig, on_ready: Callable[..., None]) -> None:
     if obj.serve is None:
         raise click.UsageError("this build of modelchain cannot run a node (no web server)")
+    for url in config.peers:
+        try:
+            normalize_peer_url(url)
+        except PeerBadUrl as exc:
+            raise click.BadParameter(exc.message, param_hint="--peer") from None
+    # a node's progress (sync, mined blocks, peers) goes to stderr, as the CLI's does
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     obj.serve(config, ready=on_ready)
 
 
@@ -158,18 +171,33 @@ def _run_node(obj: CliContext, config: NodeConfig, on_ready: Callable[..., None]
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--mine/--no-mine", default=True, show_default=True)
 @click.option("--workers", type=int, help="Mining processes (default: one per core).")
+@click.option("--peer", "peers", multiple=True, help="URL of a peer dev node (repeatable).")
 @pass_ctx
-def up(obj: CliContext, data: Path | None, port: int, host: str, mine: bool, workers: int | None):
+def up(
+    obj: CliContext,
+    data: Path | None,
+    port: int,
+    host: str,
+    mine: bool,
+    workers: int | None,
+    peers: tuple[str, ...],
+):
     """Start a local dev node: dev chain, funded dev wallet, web UI and APIs.
 
-    A second run reuses the same data directory.
+    A second run reuses the same data directory; `--peer` joins another dev node.
 
     Example: modelchain up --port 8080
     """
     data = data or obj.home / "node"
     _ensure_dev_wallet(obj)
     config = NodeConfig(
-        data_dir=data, network="dev", host=host, port=port, mine=mine, miner_workers=workers
+        data_dir=data,
+        network="dev",
+        host=host,
+        port=port,
+        mine=mine,
+        miner_workers=workers,
+        peers=peers,
     )
 
     def ready(node: Any, url: str) -> None:
@@ -224,9 +252,9 @@ def node_start(
     mine: bool,
     workers: int | None,
 ) -> None:
-    """Start a node on a data directory.
+    """Start a node on a data directory; `--peer` syncs and gossips with other nodes.
 
-    Example: modelchain node start --data ./node1 --port 0 --mine
+    Example: modelchain node start --data ./node2 --port 0 --peer http://127.0.0.1:8080
     """
     config = NodeConfig(
         data_dir=data,
@@ -330,6 +358,32 @@ def mine(obj: CliContext, blocks: int) -> None:
     """
     result = obj.client().post("/api/v1/mine", {"blocks": blocks})
     obj.output(result, lambda r: f"asked for {r['requested']} block(s) at height {r['height']}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@pass_ctx
+def peers(obj: CliContext, as_json: bool) -> None:
+    """The node's peers: state, height, ban score and the reason for it.
+
+    Example: modelchain peers --json
+    """
+    obj.as_json = obj.as_json or as_json
+    listing = obj.client().get("/api/v1/peers")
+    obj.output(listing["peers"], _describe_peers)
+
+
+def _describe_peers(peers: list[dict[str, Any]]) -> str:
+    if not peers:
+        return "no peers (start the node with --peer URL)"
+    lines = []
+    for peer in peers:
+        line = f"{peer['url']:<32} {peer['state']:<12} height {peer['height']:<8}"
+        line += f" ban score {peer['ban_score']}"
+        if peer["ban_reason"]:
+            line += f" ({peer['ban_reason']})"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 # --- wallets -----------------------------------------------------------------------

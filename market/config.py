@@ -49,6 +49,9 @@ class NodeConfig:
     miner_workers: int | None = None
     """Mining processes; None means one per core."""
     peers: tuple[str, ...] = ()
+    """Base URLs of peer nodes to sync and gossip with (market/network.py)."""
+    peer_poll_seconds: float = 1.0
+    """How often each peer is asked for its status when nothing happens here."""
     max_request_bytes: int = 16 * 1024 * 1024
     """The largest JSON request body."""
     max_upload_bytes: int = 512 * 1024 * 1024

@@ -26,9 +26,10 @@ from modelchain.chain.tx import Tx
 from modelchain.contracts import default_contracts
 from modelchain.market.config import NodeConfig
 from modelchain.market.inference import InferenceService
+from modelchain.market.network import Network
 from modelchain.market.payments import Payments
 from modelchain.market.upload import ModelUploads, validation_limits
-from modelchain.models_store import ModelStore
+from modelchain.models_store import ModelStore, inspect_model
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,14 @@ class MarketNode:
         self.miner: Miner | None = None
         self.mining: MiningLoop | None = None
         self.chain.listeners.append(self._on_tip_change)
+        self.network = Network(
+            self.chain,
+            self.models,
+            self.submit_tx,
+            config.peers,
+            check_model=self._check_replicated_model,
+            poll_seconds=config.peer_poll_seconds,
+        )
         self._closed = threading.Event()
 
     @property
@@ -92,18 +101,20 @@ class MarketNode:
         return self.key.account
 
     def start(self) -> None:
-        """Start background work: the mining loop when configured."""
+        """Start background work: the mining loop when configured, the peer links."""
         if self.config.mine and self.mining is None:
             self.miner = Miner(self.config.miner_workers)
             self.mining = MiningLoop(self.chain, self.miner, self.account)
             self.mining.start()
         self.payments.start()
         self.inference.start()
+        self.network.start()
 
     def close(self) -> None:
         if self._closed.is_set():
             return
         self._closed.set()
+        self.network.close()
         if self.mining is not None:
             self.mining.stop()
         if self.miner is not None:
@@ -119,6 +130,7 @@ class MarketNode:
         result = self.chain.submit_tx(tx)
         if self.mining is not None:
             self.mining.wake()
+        self.network.wake()
         return result
 
     def request_blocks(self, count: int) -> None:
@@ -126,6 +138,10 @@ class MarketNode:
         if self.mining is None:
             raise MiningDisabled("this node does not mine: start it with mining on (--mine)")
         self.mining.request_blocks(count)
+
+    def _check_replicated_model(self, path: Path) -> None:
+        """A model file fetched from a peer passes the upload's validation, or is not kept."""
+        inspect_model(path, self.uploads.limits)
 
     def _on_tip_change(self, change: TipChange) -> None:
         log.debug("tip %d %s", change.tip.height, change.tip.hash[:16])

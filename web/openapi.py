@@ -14,9 +14,11 @@ from typing import Any
 
 import modelchain
 from modelchain.chain.params import MAX_AMOUNT
+from modelchain.chain.peers import MAX_LOCATOR_HASHES
 from modelchain.contracts.grammar import HASH_RE, NAME_RE, SIG_RE, VERSION_RE
 from modelchain.market.catalog import MAX_OFFSET, MAX_QUERY_CHARS, SORTS
 from modelchain.market.explorer import MAX_PAGE
+from modelchain.market.network import MAX_MEMPOOL_IDS, MAX_SYNC_BLOCKS, SYNC_BATCH_BLOCKS
 from modelchain.market.receipts import MAX_REQUEST_ID_CHARS
 
 OPENAPI_VERSION = "3.1.0"
@@ -1846,6 +1848,147 @@ def _inference_paths() -> dict[str, Schema]:
     return paths
 
 
+# --- peers and sync (docs/network.md) ------------------------------------------------------
+
+
+def _peer_schemas() -> dict[str, Schema]:
+    hex_block = _string("A block's bytes (header, then length-prefixed txs) as lowercase hex.")
+    return {
+        "Peer": _object(
+            {
+                "url": _string("The peer's base URL, normalized."),
+                "source": {"enum": ["config", "learned"]},
+                "state": {"enum": ["new", "connected", "unreachable", "banned"]},
+                "ban_score": _count("Points for offences; at 100 the peer is banned."),
+                "ban_reason": _string("The code of the last offence; empty if none."),
+                "banned_until": _count("Unix seconds; 0 when not banned."),
+                "failures": _count("Failed contacts in a row (the backoff grows with them)."),
+                "last_seen": _count("Unix seconds of its last answer; 0 if never."),
+                "height": {"type": "integer", "minimum": -1, "maximum": SAFE_INTEGER},
+                "tip": _string("Its tip when it last answered; empty if never."),
+            },
+            description="A peer as this node sees it.",
+        ),
+        "SyncStatus": _object(
+            {
+                "chain_id": _string(),
+                "genesis": _ref("Hash"),
+                "height": _ref("Height"),
+                "tip": _ref("Hash"),
+                "work": _ref("BigNumber"),
+                "locator": _array(
+                    _ref("Hash"),
+                    "Main-chain hashes from the tip back to genesis: ten one by one, then"
+                    " exponentially spaced.",
+                    minItems=1,
+                ),
+                "mempool_size": _count(),
+            },
+            description="What a peer needs to decide whether to pull from or push to this node.",
+        ),
+        "SyncBlocks": _object(
+            {
+                "fork_height": _ref("Height"),
+                "fork_hash": _ref("Hash"),
+                "tip_height": _ref("Height"),
+                "tip": _ref("Hash"),
+                "blocks": _array(hex_block, "Main-chain blocks after the fork, oldest first."),
+                "more": _bool("True when blocks past the last one sent remain: ask again."),
+            },
+            description="The blocks after the first locator hash on this node's main chain.",
+        ),
+        "SyncMempool": _object(
+            {
+                "size": _count("Txs in the pool."),
+                "txids": _array(_ref("Hash"), "Their txids (at most `limit`)."),
+            }
+        ),
+    }
+
+
+def _peer_paths() -> dict[str, Schema]:
+    return {
+        "/api/v1/peers": {
+            "get": _op(
+                "listPeers",
+                "peers",
+                "The node's peers: state, height, ban score",
+                {
+                    "200": _json(
+                        _object({"peers": _array(_ref("Peer"))}), "Every peer this node knows."
+                    ),
+                    **_errors({}),
+                },
+            )
+        },
+        "/api/v1/sync/status": {
+            "get": _op(
+                "getSyncStatus",
+                "peers",
+                "Tip, cumulative work and block locator (what a peer asks first)",
+                {"200": _json(_ref("SyncStatus"), "The chain in brief."), **_errors({})},
+            )
+        },
+        "/api/v1/sync/blocks": {
+            "post": _op(
+                "syncBlocks",
+                "peers",
+                "Main-chain blocks after a locator's fork point",
+                {
+                    "200": _json(_ref("SyncBlocks"), "The blocks the locator's owner lacks."),
+                    **_errors({400: [BAD_BODY, "sync-bad-locator"], 413: [TOO_LARGE]}),
+                },
+                description=(
+                    "The fork point is the first locator hash on this node's main chain"
+                    " (genesis when none is). At most `max_blocks` blocks and about 8 MiB are"
+                    " sent; `more` says whether to ask again with a locator that starts at the"
+                    " last block received."
+                ),
+                body=_json_body(
+                    _object(
+                        {
+                            "locator": _array(
+                                _ref("Hash"),
+                                "The asker's locator, newest first.",
+                                minItems=1,
+                                maxItems=MAX_LOCATOR_HASHES,
+                            ),
+                            "max_blocks": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_SYNC_BLOCKS,
+                                "default": SYNC_BATCH_BLOCKS,
+                            },
+                        },
+                        optional=["max_blocks"],
+                    ),
+                    "The asker's block locator.",
+                ),
+            )
+        },
+        "/api/v1/sync/mempool": {
+            "get": _op(
+                "syncMempool",
+                "peers",
+                "The txids waiting in the mempool (a peer fetches those it lacks)",
+                {"200": _json(_ref("SyncMempool"), "The txids."), **_errors({400: [QUERY]})},
+                parameters=[
+                    _query(
+                        "limit",
+                        {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_MEMPOOL_IDS,
+                            "default": MAX_MEMPOOL_IDS,
+                        },
+                        "The most txids to list.",
+                    )
+                ],
+            )
+        },
+    }
+
+
 # --- the document ----------------------------------------------------------------------------
 
 
@@ -1874,6 +2017,7 @@ TAGS = [
     {"name": "channels", "description": "Payment channels as this node sees them."},
     {"name": "receipts", "description": "Receipts of paid calls, and a verifier for any."},
     {"name": "inference", "description": "The Open Inference Protocol (v2)."},
+    {"name": "peers", "description": "Peers, and what peers ask to sync (docs/network.md)."},
     {"name": "meta", "description": "This document."},
 ]
 
@@ -1886,6 +2030,7 @@ def openapi_document() -> dict[str, Any]:
         **_audit_paths(),
         **_payment_paths(),
         **_inference_paths(),
+        **_peer_paths(),
     }
     schemas = {
         **_value_schemas(),
@@ -1893,6 +2038,7 @@ def openapi_document() -> dict[str, Any]:
         **_model_schemas(),
         **_payment_schemas(),
         **_inference_schemas(),
+        **_peer_schemas(),
     }
     return {
         "openapi": OPENAPI_VERSION,

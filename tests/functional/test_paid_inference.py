@@ -14,24 +14,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from factories import key_for
 from factories_market import mlp_model
+from node_process import Cli, NodeProcess, wait_until
 
 from modelchain.chain.keys import KeyPair
-from modelchain.market.cli import cli
 from modelchain.market.cli_pay import compute_local_request_hash
 from modelchain.market.client import NodeClient, NodeError, sign_call
 from modelchain.market.config import dev_wallet
@@ -42,91 +35,6 @@ PRICE = 1_000
 START_SECONDS = 60.0
 PAYERS = 32
 PAYER_FUNDS = 1_000_000
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.02)
-
-
-@dataclass
-class NodeProcess:
-    data: Path
-    proc: subprocess.Popen[bytes]
-    stderr_path: Path
-    url: str = ""
-
-    @classmethod
-    def start(cls, data: Path) -> NodeProcess:
-        data.mkdir(parents=True, exist_ok=True)
-        (data / "node.json").unlink(missing_ok=True)
-        stderr_path = data.with_name(data.name + ".stderr")
-        command = [sys.executable, "-m", "modelchain.entry", "node", "start", "--data", str(data)]
-        command += ["--network", "regtest", "--port", "0", "--mine", "--workers", "1"]
-        with stderr_path.open("ab") as stderr:
-            proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-        node = cls(data, proc, stderr_path)
-        try:
-            wait_until(node._has_reported, START_SECONDS, "the node to report its URL")
-            wait_until(node._is_ready, START_SECONDS, "the node to be ready")
-        except AssertionError:
-            node.stop()
-            raise
-        return node
-
-    def _has_reported(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"the node exited {self.proc.returncode}:\n{self.stderr()}")
-        try:
-            info = json.loads((self.data / "node.json").read_text())
-        except (OSError, ValueError):
-            return False
-        if info.get("pid") != self.proc.pid:
-            return False
-        self.url = info["url"]
-        return True
-
-    def _is_ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url + "/v2/health/ready", timeout=5) as answer:
-                return answer.status == 200
-        except OSError:
-            return False
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")[-5000:]
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-class Cli:
-    """`modelchain --node URL --home HOME --json ...` in-process; returns the JSON output."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.url = ""
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str) -> Any:
-        result = self.runner.invoke(
-            cli, ["--node", self.url, "--home", str(self.home), "--json", *args]
-        )
-        assert result.exit_code == 0, f"modelchain {' '.join(args)}: {result.output}"
-        return json.loads(result.stdout)
 
 
 def request_body(seed: int) -> dict[str, Any]:

@@ -456,6 +456,10 @@ def known_block(w: World) -> Call:
     return Call("POST", "/api/v1/blocks", data=tip.to_bytes(), content_type=OCTETS)
 
 
+def genesis_locator(w: World) -> dict[str, Any]:
+    return {"locator": [w.node.chain.store.chain_hash_at(0)], "max_blocks": 2}
+
+
 def orphan_block_call(w: World) -> Call:
     return Call("POST", "/api/v1/blocks", data=w.orphan, content_type=OCTETS)
 
@@ -555,6 +559,26 @@ CASES = [
         ok("two", post("/api/v1/mine", lambda w: {"blocks": 2}), 202),
         ok("no body", post("/api/v1/mine"), 202),
         refused(400, "request-invalid", post("/api/v1/mine", lambda w: {"blocks": 0})),
+    ),
+    *of("GET /api/v1/peers", ok("none configured", get("/api/v1/peers"))),
+    *of("GET /api/v1/sync/status", ok("status", get("/api/v1/sync/status"))),
+    *of(
+        "POST /api/v1/sync/blocks",
+        ok("from genesis", post("/api/v1/sync/blocks", genesis_locator)),
+        ok("at the tip", post("/api/v1/sync/blocks", lambda w: {"locator": [w.ids["tip"]]})),
+        refused(400, "sync-bad-locator", post("/api/v1/sync/blocks", lambda w: {"locator": []})),
+        refused(
+            400,
+            "request-invalid",
+            post("/api/v1/sync/blocks", lambda w: genesis_locator(w) | {"max_blocks": 0}),
+            "max_blocks 0",
+        ),
+        refused(400, "request-invalid", post_bytes("/api/v1/sync/blocks", "x", "text/plain")),
+    ),
+    *of(
+        "GET /api/v1/sync/mempool",
+        ok("txids", get("/api/v1/sync/mempool?limit=5")),
+        refused(400, "query-invalid", get("/api/v1/sync/mempool?limit=0")),
     ),
     *of(
         "POST /api/v1/faucet",
