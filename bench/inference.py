@@ -6,7 +6,12 @@ send pre-built requests: free, paid per call (each request carries a fresh
 signed usage_fee.pay tx) and paid by channel (each carries a voucher raised by
 the price). Reported: requests/s of each and p99 latency, and the paid rates
 as ratios of the free one (`per_call_vs_free`, want >= 0.6; `channel_vs_free`,
-want >= 0.8). Rounds interleave the three modes; the median counts.
+want >= 0.8). Each round runs the three modes back to back, in an order that
+rotates from round to round, and gives each paid mode's ratio to that round's
+free run; the median round's ratio counts (a 2-core VM shared with other work
+drifts by 20% within a minute: ratios of neighbouring runs drift much less).
+Also reported: CPU microseconds per request of the server process, the
+inference workers and the client process, medians over rounds.
 
 Run `python bench/inference.py [--calls N] [--rounds R]`: progress to stderr,
 the last stdout line is one JSON object.
@@ -122,8 +127,8 @@ def cpu_seconds(node: Any) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=200, help="requests per client per round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=120, help="requests per client per round")
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument(
         "--modes",
         default="free,per_call,channel",
@@ -254,29 +259,50 @@ def main(argv: list[str] | None = None) -> None:
         run("free", 20)  # warm the workers and sessions
         modes = [mode for mode in ("free", "per_call", "channel") if mode in args.modes.split(",")]
         results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+        ratios: dict[str, list[float]] = {mode: [] for mode in modes if mode != "free"}
         for round_ in range(args.rounds):
-            for kind in results:
+            shift = round_ % len(modes)
+            this_round = {}
+            for kind in modes[shift:] + modes[:shift]:
                 result = run(kind, args.calls)
                 results[kind].append(result)
+                this_round[kind] = result["rps"]
                 progress(
                     f"round {round_ + 1}/{args.rounds} {kind:8s} {result['rps']:7.0f} req/s  "
                     f"p99 {result['p99_ms']:.1f} ms  CPU us/request "
                     f"{result['cpu_us_per_request']}"
                 )
+            if "free" in this_round:
+                for kind in ratios:
+                    ratios[kind].append(this_round[kind] / this_round["free"])
+            progress(
+                f"round {round_ + 1}/{args.rounds} ratios to free: "
+                + ", ".join(f"{kind} {values[-1]:.3f}" for kind, values in ratios.items() if values)
+            )
         rps = {k: statistics.median(r["rps"] for r in v) for k, v in results.items()}
         p99 = {k: statistics.median(r["p99_ms"] for r in v) for k, v in results.items()}
+        cpu = {
+            kind: {
+                part: statistics.median(r["cpu_us_per_request"].get(part, 0) for r in runs)
+                for part in ("server", "server_sys", "workers", "clients")
+            }
+            for kind, runs in results.items()
+        }
         if len(modes) < 3:  # a partial run (e.g. for a profiler): no ratios
             print(json.dumps({"rps": rps, "p99_ms": p99}, sort_keys=True))
             return
         figures = {
-            "channel_vs_free": round(rps["channel"] / rps["free"], 3),
-            "per_call_vs_free": round(rps["per_call"] / rps["free"], 3),
+            "channel_vs_free": round(statistics.median(ratios["channel"]), 3),
+            "per_call_vs_free": round(statistics.median(ratios["per_call"]), 3),
+            "channel_vs_free_rounds": [round(r, 3) for r in ratios["channel"]],
+            "per_call_vs_free_rounds": [round(r, 3) for r in ratios["per_call"]],
             "free_rps": round(rps["free"], 1),
             "per_call_rps": round(rps["per_call"], 1),
             "channel_rps": round(rps["channel"], 1),
             "free_p99_ms": round(p99["free"], 2),
             "per_call_p99_ms": round(p99["per_call"], 2),
             "channel_p99_ms": round(p99["channel"], 2),
+            "cpu_us_per_request": cpu,
             "clients": CLIENTS,
             "calls_per_client": args.calls,
             "rounds": args.rounds,

@@ -44,6 +44,7 @@ from modelchain.chain.errors import (
     MempoolAlreadyKnown,
     ModelchainError,
     TxBadSignature,
+    TxNonceTooLow,
 )
 from modelchain.chain.execute import BlockOutcome, apply_block_txs, apply_tx
 from modelchain.chain.mempool import AddResult, Mempool, MempoolPolicy
@@ -263,11 +264,15 @@ class ChainNode:
     def _admit_tx(self, tx: Tx, now: int, *, persist: bool) -> AddResult:
         if tx.txid in self.mempool:
             return self.mempool.add(tx, self.store, now)  # raises already-known
-        if self.store.tx_location(tx.txid) is not None:
-            raise MempoolAlreadyKnown(f"tx {tx.txid[:16]} is already in a block")
         validate_tx_stateless(tx, self.params, check_signature=tx.txid not in self.verified)
         self._remember_verified([tx.txid])
-        result = self.mempool.add(tx, self.store, now)
+        try:
+            result = self.mempool.add(tx, self.store, now)
+        except TxNonceTooLow:
+            # a tx in a block has a nonce below its sender's: only then is it looked up
+            if self.store.tx_location(tx.txid) is not None:
+                raise MempoolAlreadyKnown(f"tx {tx.txid[:16]} is already in a block") from None
+            raise
         if persist:
             self.store.save_mempool_tx(tx, now)
             if result.replaced:

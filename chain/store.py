@@ -74,8 +74,15 @@ class ChainStore:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+        self._mempool_conn = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False
+        )
+        """Writes mempool rows alone: synchronous=NORMAL, one autocommit statement each."""
+        self._mempool_conn.execute("PRAGMA synchronous=NORMAL")
+        self._mempool_conn.execute("PRAGMA busy_timeout=10000")
 
     def close(self) -> None:
+        self._mempool_conn.close()
         self.db.conn.close()
 
     @contextmanager
@@ -484,18 +491,17 @@ class ChainStore:
         Mempool rows are not consensus data: they are committed without an fsync
         of their own (synchronous=NORMAL in WAL mode survives a killed process,
         and the next block's FULL commit makes them durable), so admitting a tx
-        does not wait on the disk while holding the chain's lock.
+        does not wait on the disk while holding the chain's lock. They go through
+        a connection of their own, so that is one statement, not a switch of the
+        main connection's mode around a transaction. Never called inside one of
+        the main connection's transactions (the lock is re-entrant; SQLite's
+        write lock is not).
         """
         with self.lock:
-            self.db.conn.execute("PRAGMA synchronous=NORMAL")
-            try:
-                with self.atomic() as db:
-                    db.execute(
-                        "INSERT OR IGNORE INTO mempool(txid, raw, added) VALUES (?, ?, ?)",
-                        [tx.txid, tx.raw, added],
-                    )
-            finally:
-                self.db.conn.execute("PRAGMA synchronous=FULL")
+            self._mempool_conn.execute(
+                "INSERT OR IGNORE INTO mempool(txid, raw, added) VALUES (?, ?, ?)",
+                [tx.txid, tx.raw, added],
+            )
 
     def delete_mempool_txs(self, txids: Iterable[str]) -> None:
         with self.atomic() as db:

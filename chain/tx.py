@@ -231,7 +231,8 @@ def validate_tx_stateless(tx: Tx, params: ChainParams, *, check_signature: bool 
 
 
 def verify_tx_signature(tx: Tx) -> bool:
-    return verify_signature(tx.sender, compute_signing_message(tx.body()), bytes.fromhex(tx.sig))
+    _, message, signature = tx_signing_parts(tx)
+    return verify_signature(tx.sender, message, signature)
 
 
 def tx_signing_parts(tx: Tx) -> tuple[bytes, bytes, bytes]:

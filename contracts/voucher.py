@@ -9,8 +9,7 @@ the serving node per call.
 
 from __future__ import annotations
 
-from modelchain.chain.encoding import canonical_bytes
-from modelchain.chain.errors import NonCanonicalValue
+from modelchain.chain.encoding import canonical_bytes_unchecked
 from modelchain.chain.keys import KeyPair, is_account, verify_signature
 from modelchain.contracts.errors import VoucherMalformed
 from modelchain.contracts.grammar import is_amount, is_hash_hex, is_sig_hex
@@ -29,10 +28,14 @@ def compute_voucher_message(chain_id: str, channel: str, amount: int) -> bytes:
         raise VoucherMalformed(f"channel {channel!r} is not a channel id (64 lowercase hex)")
     if not is_amount(amount, minimum=1):
         raise VoucherMalformed(f"voucher amount must be a positive integer, got {amount!r}")
+    # the checks above leave one canonical rule to the encoder: a chain id's lone
+    # surrogate, which UTF-8 cannot encode (this runs once per paid call)
     try:
-        body = canonical_bytes({"chain_id": chain_id, "channel": channel, "amount": amount})
-    except NonCanonicalValue as exc:
-        raise VoucherMalformed(f"voucher is not encodable: {exc.message}") from exc
+        body = canonical_bytes_unchecked(
+            {"chain_id": chain_id, "channel": channel, "amount": amount}
+        )
+    except UnicodeEncodeError as exc:
+        raise VoucherMalformed(f"voucher is not encodable: {exc.reason}") from exc
     return VOUCHER_TAG + body
 
 

@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from modelchain.chain.encoding import canonical_bytes
 from modelchain.chain.errors import (
     MempoolAlreadyKnown,
     MempoolFeeTooLow,
@@ -51,7 +50,7 @@ from modelchain.market.receipts import (
     KIND_TX,
     ReceiptSigner,
     request_id_problem,
-    sign_receipt,
+    sign_receipt_encoded,
 )
 
 if TYPE_CHECKING:
@@ -562,10 +561,13 @@ class Payments:
         The caller holds the chain's lock.
         """
         chain = self.node.chain
-        if tx.txid in chain.mempool or chain.store.tx_location(tx.txid) is not None:
+        if tx.txid in chain.mempool:
             raise PaymentReplayed(f"tx {tx.txid[:16]} was already used")
         expected = chain.mempool.pending_nonce(tx.sender, chain.store)
         if tx.nonce < expected:
+            # a tx in a block has a nonce below its sender's: only then is it looked up
+            if chain.store.tx_location(tx.txid) is not None:
+                raise PaymentReplayed(f"tx {tx.txid[:16]} was already used")
             raise PaymentNonceUsed(
                 f"nonce {tx.nonce} is taken by an earlier tx; the next is {expected}",
                 expected=expected,
@@ -623,7 +625,7 @@ class Payments:
         voucher_sig: str | None = None,
     ) -> tuple[dict[str, Any], ReceiptRow]:
         """The signed receipt and the row that files it."""
-        receipt = sign_receipt(
+        receipt, body = sign_receipt_encoded(
             self._signer,
             {
                 "chain_id": self.node.params.chain_id,
@@ -638,7 +640,6 @@ class Payments:
                 "request_id": prepared.request_id,
             },
         )
-        body = canonical_bytes(receipt)
         row = ReceiptRow(
             id=hashlib.sha256(body).hexdigest(),  # = compute_receipt_id(receipt)
             created=int(time.time()),

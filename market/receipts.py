@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from nacl.signing import SigningKey
 
-from modelchain.chain.encoding import canonical_bytes
+from modelchain.chain.encoding import canonical_bytes, canonical_bytes_unchecked
 from modelchain.chain.errors import ModelchainError, NonCanonicalValue
 from modelchain.chain.keys import KeyPair, is_account, verify_signature
 from modelchain.contracts.grammar import (
@@ -93,6 +93,15 @@ def sign_receipt(key: Signer, fields: dict[str, Any]) -> dict[str, Any]:
 
     Raises ReceiptInvalid when a field is missing, extra or out of its grammar.
     """
+    return sign_receipt_encoded(key, fields)[0]
+
+
+def sign_receipt_encoded(key: Signer, fields: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """`sign_receipt`, and the signed receipt's canonical JSON (what its id hashes).
+
+    The shape check proves every field canonical but a string's encodability (its
+    grammar bounds ints, keys and nesting), so each encoding is done once, unchecked.
+    """
     if fields.get("node", key.account) != key.account:
         raise ReceiptInvalid("node must be the signing key's account")
     receipt = {"version": RECEIPT_VERSION, **fields, "node": key.account}
@@ -100,10 +109,11 @@ def sign_receipt(key: Signer, fields: dict[str, Any]) -> dict[str, Any]:
     if problem is not None:
         raise ReceiptInvalid(problem)
     try:
-        message = compute_receipt_message(receipt)
-    except NonCanonicalValue as exc:
-        raise ReceiptInvalid(f"receipt is not canonical JSON: {exc.message}") from exc
-    return {**receipt, "sig": key.sign(message).hex()}
+        message = RECEIPT_TAG + canonical_bytes_unchecked(receipt)
+    except UnicodeEncodeError as exc:  # a lone surrogate in chain_id
+        raise ReceiptInvalid(f"receipt is not canonical JSON: {exc.reason}") from exc
+    signed = {**receipt, "sig": key.sign(message).hex()}
+    return signed, canonical_bytes_unchecked(signed)
 
 
 def verify_receipt(receipt: Any, node_account: str | None = None) -> bool:

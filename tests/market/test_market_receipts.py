@@ -24,6 +24,7 @@ from modelchain.market.receipts import (
     compute_receipt_message,
     receipt_problem,
     sign_receipt,
+    sign_receipt_encoded,
     verify_receipt,
 )
 from modelchain.web import create_app
@@ -146,6 +147,19 @@ def test_sign_receipt_refuses_fields_that_do_not_make_a_receipt() -> None:
     assert err.value.code == "receipt-invalid"
     with pytest.raises(ReceiptInvalid):
         sign_receipt(NODE, fields(node=key_for("someone else").account))
+
+
+def test_signed_receipt_comes_with_its_canonical_json_the_id_hashes() -> None:
+    receipt, body = sign_receipt_encoded(NODE, fields(request_id="café ☕"))
+    assert body == canonical_bytes(receipt)
+    assert compute_receipt_id(receipt) == hashlib.sha256(body).hexdigest()
+    assert verify_receipt(receipt, NODE.account)
+
+
+def test_sign_receipt_refuses_a_chain_id_that_utf8_cannot_encode() -> None:
+    with pytest.raises(ReceiptInvalid) as err:
+        sign_receipt(NODE, fields(chain_id="chain-\ud800"))
+    assert "canonical" in err.value.message
 
 
 # --- the node's receipts over HTTP ------------------------------------------------------
