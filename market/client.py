@@ -2,23 +2,28 @@
 
 The CLI and the functional tests use it; it speaks only to /api/v1 and /v2
 with the standard library, and turns the node's JSON errors into
-`NodeError`s carrying the same code.
+`NodeError`s carrying the same code. A client of an untrusted node (a peer)
+bounds what it reads: bytes and seconds per answer, and a flag that cancels a
+read in progress.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 from modelchain.chain.errors import ModelchainError
 from modelchain.chain.keys import KeyPair
 from modelchain.chain.tx import Tx, make_tx
 
 DEFAULT_FEE_PER_BYTE = 1
+READ_CHUNK_BYTES = 64 * 1024
+"""What one read of a bounded answer asks of the socket."""
 
 
 class NodeError(ModelchainError):
@@ -34,9 +39,25 @@ class NodeError(ModelchainError):
 
 
 class NodeClient:
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    """`timeout` bounds connecting and each socket read. With `max_answer_bytes`,
+    `answer_seconds` or `cancelled` set, an answer is read in chunks and given up
+    (NodeError `node-answer-too-large`, `node-timeout`, `node-cancelled`) once it
+    is larger, slower or no longer wanted; without them it is read whole."""
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 30.0,
+        *,
+        max_answer_bytes: int | None = None,
+        answer_seconds: float | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.max_answer_bytes = max_answer_bytes
+        self.answer_seconds = answer_seconds
+        self.cancelled = cancelled
 
     def request(
         self,
@@ -56,28 +77,84 @@ class NodeClient:
             request.add_header("Content-Type", content_type)
         for name, value in (headers or {}).items():
             request.add_header(name, value)
+        started = time.monotonic()
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                raw = response.read()
-                if response.headers.get_content_type() == "application/json":
+                raw = self._read(response, path, started)
+                if response.headers.get_content_type() != "application/json":
+                    return raw
+                try:
                     return json.loads(raw)
-                return raw
+                except (ValueError, RecursionError) as exc:
+                    raise NodeError(
+                        f"{self.url}{path} answered with malformed JSON: {exc}",
+                        "node-bad-answer",
+                        response.status,
+                    ) from None
         except urllib.error.HTTPError as exc:
-            raw = exc.read()
+            try:
+                raw = self._read(exc, path, started)
+            except (OSError, http.client.HTTPException) as err:
+                raise NodeError(
+                    f"HTTP {exc.code} from {self.url}{path}, its body broke off: {err}",
+                    "node-unreachable",
+                ) from err
             try:
                 body = json.loads(raw)
                 error = body["error"]
                 if isinstance(error, str):  # /v2 speaks the Open Inference Protocol's shape
                     error = {"message": error} | {k: v for k, v in body.items() if k != "error"}
                 code, message = error["code"], error["message"]
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 raise NodeError(f"HTTP {exc.code} from {self.url}{path}", status=exc.code) from exc
             detail = {k: v for k, v in error.items() if k not in ("code", "message")}
             raise NodeError(message, code, exc.code, **detail) from exc
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            # HTTPException: an answer cut off (IncompleteRead) or a garbled status line
             raise NodeError(
                 f"cannot reach the node at {self.url}: {exc}", "node-unreachable"
             ) from exc
+
+    def _read(self, response: Any, path: str, started: float) -> bytes:
+        """The answer's body, within this client's bounds; raises NodeError."""
+        if self.max_answer_bytes is None and self.answer_seconds is None and not self.cancelled:
+            return response.read()
+        deadline = None if self.answer_seconds is None else started + self.answer_seconds
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            if self.cancelled is not None and self.cancelled():
+                raise NodeError(f"reading {self.url}{path} was cancelled", "node-cancelled")
+            if deadline is not None and time.monotonic() > deadline:
+                raise NodeError(
+                    f"{self.url}{path} took more than {self.answer_seconds:.0f} s to answer",
+                    "node-timeout",
+                )
+            chunk = response.read1(READ_CHUNK_BYTES)  # one socket read: never more
+            if not chunk:
+                if getattr(response, "length", None):  # bytes the headers promised are missing
+                    raise NodeError(
+                        f"the answer of {self.url}{path} broke off {response.length} bytes short",
+                        "node-unreachable",
+                    )
+                return b"".join(chunks)
+            size += len(chunk)
+            if self.max_answer_bytes is not None and size > self.max_answer_bytes:
+                raise NodeError(
+                    f"{self.url}{path} answered more than {self.max_answer_bytes} bytes",
+                    "node-answer-too-large",
+                    getattr(response, "status", 0) or 0,
+                )
+            chunks.append(chunk)
+
+    def open_stream(self, path: str) -> BinaryIO:
+        """A GET's body as an open stream, for answers too large to hold (model files):
+        the reader bounds what it reads. Raises OSError (urllib's HTTPError for an
+        error status), as the stream's reads do."""
+        try:
+            return urllib.request.urlopen(self.url + path, timeout=self.timeout)
+        except http.client.HTTPException as exc:
+            raise ConnectionError(f"{self.url}{path}: {exc}") from exc
 
     def get(self, path: str) -> Any:
         return self.request("GET", path)
