@@ -299,6 +299,8 @@ STATE_NEW = "new"
 STATE_CONNECTED = "connected"
 STATE_UNREACHABLE = "unreachable"
 STATE_BANNED = "banned"
+STATE_SELF = "self"
+"""The URL leads back to this node (its status carries our own node id): never contacted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +312,7 @@ class Peer:
     source: str
     """How it was learned: `config` (a --peer flag) or `learned`."""
     state: str = STATE_NEW
-    """new, connected, unreachable or banned."""
+    """new, connected, unreachable, banned or self."""
     ban_score: int = 0
     ban_reason: str = ""
     """The code of the offence that raised the score last."""
@@ -408,8 +410,16 @@ class PeerSet:
         return False
 
     def is_due(self, url: str, now: float) -> bool:
-        """True when the peer may be contacted now: not banned, not backing off."""
+        """True when the peer may be contacted now: not ourselves, not banned, not
+        backing off."""
+        if self._peers[url].state == STATE_SELF:
+            return False
         return not self.is_banned(url, now) and now >= self._peers[url].next_attempt
+
+    def mark_self(self, url: str) -> Peer:
+        """The URL leads back to this node: it is kept (listed, so the mistake shows)
+        but never contacted again."""
+        return self._update(url, state=STATE_SELF, failures=0, next_attempt=0.0)
 
     def record_success(self, url: str, now: float, height: int, tip: str) -> Peer:
         peer = self._peers[url]

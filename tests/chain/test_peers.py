@@ -21,6 +21,7 @@ from modelchain.chain.peers import (
     STATE_BANNED,
     STATE_CONNECTED,
     STATE_NEW,
+    STATE_SELF,
     STATE_UNREACHABLE,
     PeerBadUrl,
     PeerSet,
@@ -360,6 +361,14 @@ def test_a_banned_peer_stays_banned_when_it_answers() -> None:
     url = peers.add("http://bad.example").url
     peers.penalize(url, BAN_SCORE, "peer-wrong-network", now=0)
     assert peers.record_success(url, now=1, height=3, tip="").state == STATE_BANNED
+
+
+def test_a_peer_marked_as_ourselves_is_never_due_again() -> None:
+    peers = PeerSet()
+    url = peers.add("http://me.example").url
+    assert peers.mark_self(url).state == STATE_SELF
+    assert not peers.is_due(url, now=10**9)
+    assert peers.get(url).to_json()["state"] == "self"  # type: ignore[union-attr]
 
 
 # --- seen caches -----------------------------------------------------------------------------
