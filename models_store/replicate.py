@@ -41,6 +41,9 @@ class Replicated:
     stored: StoredModel | None
     source: str | None
     failures: tuple[SourceFailure, ...]
+    rejected: SourceFailure | None = None
+    """The check refused the bytes that hash right: the file itself is bad, whoever
+    sends it (also the last of `failures`). A source's own failures are not this."""
 
 
 def replicate(
@@ -68,8 +71,8 @@ def replicate(
                     try:
                         check(staged.path)
                     except ModelStoreError as exc:
-                        failures.append(SourceFailure(name, exc.code, exc.message))
-                        return Replicated(None, None, tuple(failures))
+                        rejected = SourceFailure(name, exc.code, exc.message)
+                        return Replicated(None, None, (*failures, rejected), rejected)
                 stored = staged.commit()
         except StoreHashMismatch as exc:
             failures.append(SourceFailure(name, exc.code, exc.message))

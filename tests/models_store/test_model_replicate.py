@@ -69,6 +69,7 @@ def test_a_file_over_the_store_limit_is_refused(tmp_path: Path) -> None:
     result = replicate(store, SHA256, [("big", serving(DATA)[1])])
     assert result.stored is None
     assert [f.code for f in result.failures] == ["model-too-large"]
+    assert result.rejected is None  # a source that sends too much is not the file's fault
     assert list(tmp_path.iterdir()) == []
 
 
@@ -92,6 +93,7 @@ def test_a_file_that_fails_the_check_is_not_kept_nor_asked_of_other_sources(
     result = replicate(store, SHA256, [("first", serving(DATA)[1]), ("second", second)], reject)
     assert result.stored is None
     assert [(f.source, f.code) for f in result.failures] == [("first", "model-not-onnx")]
+    assert result.rejected is not None and result.rejected.code == "model-not-onnx"
     assert opened == []
     assert list(tmp_path.iterdir()) == []
 
