@@ -1858,7 +1858,10 @@ def _peer_schemas() -> dict[str, Schema]:
             {
                 "url": _string("The peer's base URL, normalized."),
                 "source": {"enum": ["config", "learned"]},
-                "state": {"enum": ["new", "connected", "unreachable", "banned"]},
+                "state": {
+                    "enum": ["new", "connected", "unreachable", "banned", "self"],
+                    "description": "`self`: the URL leads back to this node; never contacted.",
+                },
                 "ban_score": _count("Points for offences; at 100 the peer is banned."),
                 "ban_reason": _string("The code of the last offence; empty if none."),
                 "banned_until": _count("Unix seconds; 0 when not banned."),
@@ -1872,6 +1875,10 @@ def _peer_schemas() -> dict[str, Schema]:
         "SyncStatus": _object(
             {
                 "chain_id": _string(),
+                "node_id": _string(
+                    "This node process's random id: a node that reads its own id back"
+                    " from a peer URL knows the URL leads to itself."
+                ),
                 "genesis": _ref("Hash"),
                 "height": _ref("Height"),
                 "tip": _ref("Hash"),

@@ -78,6 +78,7 @@ def test_sync_status_names_the_tip_its_work_and_a_locator_ending_at_genesis(
     assert status["locator"][0] == node.chain.tip.hash
     assert status["locator"][-1] == status["genesis"] == hash_at(node, 0)
     assert status["mempool_size"] == 1
+    assert status["node_id"] == node.network.node_id  # how a node knows it reached itself
 
 
 def test_sync_blocks_from_genesis_are_the_main_chain_oldest_first(

@@ -27,7 +27,7 @@ def peers_list() -> Response:
 
 @bp.get("/sync/status")
 def sync_status() -> Response:
-    return jsonify(network.sync_status(node().chain))
+    return jsonify(node().network.sync_status())
 
 
 @bp.post("/sync/blocks")
