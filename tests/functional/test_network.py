@@ -11,12 +11,9 @@ it and serves on. Every node's stderr is printed when a test fails.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from click.testing import CliRunner
 from factories import FakeClock, key_for, make_block, open_node
 from factories_market import add_mul_model
 from node_process import Cli, NodeProcess, wait_until
+from stand_in_peer import StandInPeer
 
 from modelchain.chain.node import ChainNode
 from modelchain.chain.peers import BAN_SCORE
@@ -208,9 +206,11 @@ def test_partitioned_nodes_converge_on_the_most_work_chain(start_node: Start) ->
     a_side, b_side = info(a), info(b)
     assert int(b_side["cumulative_work"]) > int(a_side["cumulative_work"])
     assert NodeClient(b.url).account(ALICE.account)["balance"] == 0
-    log.info("a restarts with --peer b: it reorgs onto b's chain, and alice's tx follows")
+    log.info("a restarts with --peer b: it reorgs onto b's chain, alice's tx goes to b")
     a.stop()
-    a = start_node("a", mine=True, peers=[b.url])
+    # a does not mine now: were both to mine alice's tx at once, two tips of equal work
+    # would stay apart (each keeps the block it saw first) until some later block
+    a = start_node("a", mine=False, peers=[b.url])
 
     def converged() -> bool:
         tips = {info(node)["tip"] for node in (a, b)}
@@ -225,67 +225,32 @@ def test_partitioned_nodes_converge_on_the_most_work_chain(start_node: Start) ->
     assert NodeClient(a.url).tx(txid)["status"] == "confirmed"
 
 
-class BadPeer:
-    """A stand-in peer on 127.0.0.1 that claims more work and serves a block that pays
-    its miner more than the rules allow; counts the requests it gets."""
-
-    def __init__(self, chain: ChainNode) -> None:
-        bad = make_block(chain, reward=10**12)
-        genesis = chain.tip.hash
-        self.block_hash = bad.hash
-        self.answers: dict[str, Any] = {
-            "/api/v1/sync/status": {
-                "chain_id": chain.params.chain_id,
-                "genesis": genesis,
-                "height": 1,
-                "tip": bad.hash,
-                "work": str(10**30),
-                "locator": [bad.hash, genesis],
-                "mempool_size": 0,
-            },
-            "/api/v1/sync/blocks": {
-                "fork_height": 0,
-                "fork_hash": genesis,
-                "tip_height": 1,
-                "tip": bad.hash,
-                "blocks": [bad.to_bytes().hex()],
-                "more": False,
-            },
-            "/api/v1/sync/mempool": {"size": 0, "txids": []},
-        }
-        self.requests: list[str] = []
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                self._answer()
-
-            def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self._answer()
-
-            def _answer(self) -> None:
-                path = self.path.split("?")[0]
-                peer.requests.append(path)
-                body = peer.answers.get(path)
-                data = json.dumps(body or {"error": {"code": "not-found", "message": path}})
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data.encode())
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def bad_peer_routes(chain: ChainNode) -> tuple[str, dict[str, Any]]:
+    """A stand-in peer's answers: it claims more work and serves a block that pays its
+    miner more than the rules allow. Returns the bad block's hash and the routes."""
+    bad = make_block(chain, reward=10**12)
+    genesis = chain.tip.hash
+    return bad.hash, {
+        "/api/v1/sync/status": {
+            "chain_id": chain.params.chain_id,
+            "node_id": "bad-peer",
+            "genesis": genesis,
+            "height": 1,
+            "tip": bad.hash,
+            "work": str(10**30),
+            "locator": [bad.hash, genesis],
+            "mempool_size": 0,
+        },
+        "/api/v1/sync/blocks": {
+            "fork_height": 0,
+            "fork_hash": genesis,
+            "tip_height": 1,
+            "tip": bad.hash,
+            "blocks": [bad.to_bytes().hex()],
+            "more": False,
+        },
+        "/api/v1/sync/mempool": {"size": 0, "txids": []},
+    }
 
 
 def test_a_peer_serving_an_invalid_block_is_banned_and_the_node_serves_on(
@@ -293,8 +258,9 @@ def test_a_peer_serving_an_invalid_block_is_banned_and_the_node_serves_on(
 ) -> None:
     params = network_params("regtest")
     chain = open_node(tmp_path / "forger", params, FakeClock(params.genesis_time + 10**6))
-    bad_peer = BadPeer(chain)
+    _, routes = bad_peer_routes(chain)
     chain.close()
+    bad_peer = StandInPeer(routes)
     try:
         node = start_node("honest", mine=False, peers=[bad_peer.url])
         client = NodeClient(node.url)
