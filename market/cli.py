@@ -21,7 +21,7 @@ import click
 from modelchain.chain.errors import KeystoreNotFound, ModelchainError
 from modelchain.chain.keys import KeyPair, is_account
 from modelchain.chain.keystore import Wallets, encrypt_key, load_keystore, save_keystore
-from modelchain.chain.peers import PeerBadUrl, normalize_peer_url
+from modelchain.chain.peers import MAX_PEERS, PeerBadUrl, normalize_peer_url
 from modelchain.market.client import NodeClient, NodeError
 from modelchain.market.config import NETWORKS, NodeConfig, dev_wallet
 
@@ -156,6 +156,8 @@ def _run_node(obj: CliContext, config: NodeConfig, on_ready: Callable[..., None]
             normalize_peer_url(url)
         except PeerBadUrl as exc:
             raise click.BadParameter(exc.message, param_hint="--peer") from None
+    if len(config.peers) > MAX_PEERS:
+        raise click.BadParameter(f"at most {MAX_PEERS} peers", param_hint="--peer")
     # a node's progress (sync, mined blocks, peers) goes to stderr, as the CLI's does
     logging.basicConfig(
         level=logging.INFO,

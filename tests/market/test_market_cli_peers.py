@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from modelchain.chain.peers import MAX_PEERS
 from modelchain.market.cli import CliContext, cli
 from modelchain.market.config import NodeConfig
 
@@ -45,6 +46,14 @@ def test_a_malformed_peer_url_is_a_usage_error_and_starts_nothing(tmp_path: Path
     code, output, served = run_with_fake_server(
         "node", "start", "--data", str(tmp_path), "--peer", url
     )
+    assert code == 2
+    assert "--peer" in output
+    assert served == []
+
+
+def test_more_peers_than_a_node_keeps_is_a_usage_error(tmp_path: Path) -> None:
+    flags = [arg for i in range(MAX_PEERS + 1) for arg in ("--peer", f"http://127.0.0.1:{i + 1}")]
+    code, output, served = run_with_fake_server("node", "start", "--data", str(tmp_path), *flags)
     assert code == 2
     assert "--peer" in output
     assert served == []
