@@ -81,6 +81,23 @@ class StandInPeer:
         self.server.server_close()
 
 
+def raw(
+    body: bytes, content_type: str = "application/json", length: int | None = None
+) -> Callable[[BaseHTTPRequestHandler], None]:
+    """A route that answers 200 with `body` as it is; a `length` above the body's says
+    more bytes are coming than are sent, and the connection then closes (cut off)."""
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body) if length is None else length))
+        handler.end_headers()
+        handler.wfile.write(body)
+        handler.close_connection = True
+
+    return route
+
+
 def endless(chunk: bytes = b"[" * 65536) -> Callable[[BaseHTTPRequestHandler], None]:
     """A route that answers 200 and sends `chunk` until the node hangs up."""
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from stand_in_peer import StandInPeer, dripping, endless
+from stand_in_peer import StandInPeer, dripping, endless, raw
 
 from modelchain.market.client import NodeClient, NodeError
 
@@ -55,14 +54,7 @@ def test_a_read_in_progress_stops_when_cancelled(peer: StandInPeer) -> None:
 
 
 def test_json_that_does_not_parse_is_a_node_error(peer: StandInPeer) -> None:
-    def broken(handler: Any) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", "1")
-        handler.end_headers()
-        handler.wfile.write(b"{")
-
-    peer.routes["/broken"] = broken
+    peer.routes["/broken"] = raw(b"{")
     with pytest.raises(NodeError) as err:
         NodeClient(peer.url).get("/broken")
     assert (err.value.code, err.value.status) == ("node-bad-answer", 200)
@@ -70,15 +62,7 @@ def test_json_that_does_not_parse_is_a_node_error(peer: StandInPeer) -> None:
 
 @pytest.mark.parametrize("bounded", [False, True], ids=["unbounded", "bounded"])
 def test_an_answer_cut_off_is_unreachable_not_a_crash(peer: StandInPeer, bounded: bool) -> None:
-    def cut(handler: Any) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", "100")
-        handler.end_headers()
-        handler.wfile.write(b'{"a": ')
-        handler.close_connection = True
-
-    peer.routes["/cut"] = cut
+    peer.routes["/cut"] = raw(b'{"a": ', length=100)
     client = NodeClient(peer.url, max_answer_bytes=1000 if bounded else None)
     with pytest.raises(NodeError) as err:
         client.get("/cut")

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from factories import mine_tip
 from factories_market import add_mul_model, register_tx, wait_until
-from stand_in_peer import StandInPeer, dripping, endless, silent
+from stand_in_peer import StandInPeer, dripping, endless, raw, silent
 from werkzeug.serving import make_server
 
 from modelchain.chain.peers import (
@@ -116,15 +116,24 @@ def test_a_round_pushes_our_chain_to_a_peer_with_less_work(open_market: Open, se
     assert a.chain.tip.hash == b.chain.tip.hash
 
 
+def two_branches(
+    open_market: Open, serve: Serve, a_blocks: int, b_blocks: int
+) -> tuple[MarketNode, MarketNode]:
+    """Node a served over HTTP and node b with a as its peer, each with a branch of its
+    own from genesis (other miners, so other blocks)."""
+    a = open_market("a")
+    b = open_market("b", peers=(serve(a),))
+    for _ in range(a_blocks):
+        mine_tip(a.chain)
+    for _ in range(b_blocks):
+        mine_tip(b.chain, miner="ee" * 32)
+    return a, b
+
+
 def test_a_round_reorgs_the_lighter_side_onto_the_heavier_branch(
     open_market: Open, serve: Serve
 ) -> None:
-    a = open_market("a")
-    b = open_market("b", peers=(serve(a),))
-    for _ in range(3):
-        mine_tip(a.chain)
-    for _ in range(6):
-        mine_tip(b.chain, miner="ee" * 32)
+    a, b = two_branches(open_market, serve, 3, 6)
     a_tip = a.chain.tip.hash
     link_of(b).sync_once()
     assert a.chain.tip.hash == b.chain.tip.hash
@@ -282,6 +291,24 @@ def blocks_hex(a: MarketNode, heights: range) -> list[str]:
     return [block.to_bytes().hex() for block in blocks if block is not None]
 
 
+def peer_serving_batch(
+    open_market: Open, stand_in: Callable[..., StandInPeer], heights: Any, more: bool
+) -> tuple[MarketNode, StandInPeer]:
+    """Node a with 3 blocks, and a stand-in peer that claims far more work than a and
+    answers every sync request with a's blocks at `heights`."""
+    a = open_market("a")
+    for _ in range(3):
+        mine_tip(a.chain)
+    peer = stand_in(
+        {
+            "/api/v1/sync/status": heavier_status(a),
+            "/api/v1/sync/blocks": {"blocks": blocks_hex(a, heights), "more": more},
+            "/api/v1/sync/mempool": {"size": 0, "txids": []},
+        }
+    )
+    return a, peer
+
+
 def the_peer(node: MarketNode) -> Any:
     (peer,) = node.network.peer_list()
     return peer
@@ -290,16 +317,7 @@ def the_peer(node: MarketNode) -> Any:
 def test_a_peer_repeating_one_batch_ends_the_round_with_the_blocks_it_gave(
     open_market: Open, stand_in: Callable[..., StandInPeer]
 ) -> None:
-    a = open_market("a")
-    for _ in range(3):
-        mine_tip(a.chain)
-    peer = stand_in(
-        {
-            "/api/v1/sync/status": heavier_status(a),
-            "/api/v1/sync/blocks": {"blocks": blocks_hex(a, range(1, 4)), "more": True},
-            "/api/v1/sync/mempool": {"size": 0, "txids": []},
-        }
-    )
+    a, peer = peer_serving_batch(open_market, stand_in, range(1, 4), more=True)
     b = open_market("b", peers=(peer.url,))
     link_of(b).sync_once()
     assert b.chain.tip.hash == a.chain.tip.hash
@@ -315,15 +333,7 @@ def test_a_peer_repeating_one_batch_ends_the_round_with_the_blocks_it_gave(
 def test_a_batch_that_does_not_carry_our_chain_forward_is_malformed(
     open_market: Open, stand_in: Callable[..., StandInPeer], heights: Any, what: str
 ) -> None:
-    a = open_market("a")
-    for _ in range(3):
-        mine_tip(a.chain)
-    peer = stand_in(
-        {
-            "/api/v1/sync/status": heavier_status(a),
-            "/api/v1/sync/blocks": {"blocks": blocks_hex(a, heights), "more": False},
-        }
-    )
+    _, peer = peer_serving_batch(open_market, stand_in, heights, more=False)
     b = open_market("b", peers=(peer.url,))
     link_of(b)._round()
     assert b.chain.height == 0, what
@@ -358,14 +368,7 @@ def test_a_peer_answering_without_end_is_cut_off_and_penalised(
 def test_a_peer_answering_with_json_that_does_not_parse_is_penalised(
     open_market: Open, stand_in: Callable[..., StandInPeer]
 ) -> None:
-    def broken(handler: Any) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", "3")
-        handler.end_headers()
-        handler.wfile.write(b"{{{")
-
-    peer = stand_in({"/api/v1/sync/status": broken})
+    peer = stand_in({"/api/v1/sync/status": raw(b"{{{")})
     b = open_market("b", peers=(peer.url,))
     link_of(b)._round()
     assert the_peer(b).ban_reason == "node-bad-answer"
@@ -519,34 +522,34 @@ def test_a_model_file_download_stops_when_the_node_stops() -> None:
         stream.read(10)
 
 
-def serving_bytes(data: bytes) -> Callable[[Any], None]:
-    def route(handler: Any) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/octet-stream")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-
-    return route
-
-
-def registered_without_file(b: MarketNode, sha256: str | None = None) -> str:
-    """Registers the add-mul model on b by a bare tx (no upload), mined: b lacks the file."""
+def fetching_from_a_stand_in(
+    open_market: Open,
+    stand_in: Callable[..., StandInPeer],
+    body: bytes,
+    *,
+    sha256: str | None = None,
+    length: int | None = None,
+) -> tuple[MarketNode, str]:
+    """Node b with the add-mul model registered by a bare tx (no upload: b lacks the
+    file; `sha256` registers other bytes), whose one peer is a stand-in answering the
+    file with `body` (a `length` above it: cut off). Returns b and the sha256."""
+    peer = stand_in()
+    b = open_market("b", peers=(peer.url,))
     data = add_mul_model("network-unit").SerializeToString()
     tx = register_tx(b, data, name="addmul", price=0, sha256=sha256)
     b.submit_tx(tx)
     mine_tip(b.chain)
-    assert b.network.missing_models() == [tx.args["sha256"]]
-    return tx.args["sha256"]
+    sha256 = tx.args["sha256"]
+    assert b.network.missing_models() == [sha256]
+    route = raw(body, "application/octet-stream", length=length)
+    peer.routes[f"/api/v1/models/files/{sha256}"] = route
+    return b, sha256
 
 
 def test_a_peer_serving_other_bytes_for_a_model_file_is_banned_and_nothing_is_kept(
     open_market: Open, stand_in: Callable[..., StandInPeer]
 ) -> None:
-    peer = stand_in()
-    b = open_market("b", peers=(peer.url,))
-    sha256 = registered_without_file(b)
-    peer.routes[f"/api/v1/models/files/{sha256}"] = serving_bytes(b"not the model")
+    b, sha256 = fetching_from_a_stand_in(open_market, stand_in, b"not the model")
     assert b.network.replicate_models() == 0
     assert (the_peer(b).state, the_peer(b).ban_reason) == (STATE_BANNED, "store-hash-mismatch")
     assert b.network.missing_models() == [sha256]
@@ -556,10 +559,8 @@ def test_a_registered_file_that_fails_validation_is_not_kept_nor_blamed_on_the_p
     open_market: Open, stand_in: Callable[..., StandInPeer]
 ) -> None:
     junk = b"registered, but not an ONNX model"
-    peer = stand_in()
-    b = open_market("b", peers=(peer.url,))
-    sha256 = registered_without_file(b, sha256=hashlib.sha256(junk).hexdigest())
-    peer.routes[f"/api/v1/models/files/{sha256}"] = serving_bytes(junk)
+    registered = hashlib.sha256(junk).hexdigest()
+    b, sha256 = fetching_from_a_stand_in(open_market, stand_in, junk, sha256=registered)
     assert b.network.replicate_models() == 0
     assert the_peer(b).ban_score == 0
     assert b.network.missing_models() == [sha256]
@@ -570,19 +571,7 @@ def test_a_registered_file_that_fails_validation_is_not_kept_nor_blamed_on_the_p
 def test_a_model_file_cut_off_midway_is_a_broken_download_not_a_lie(
     open_market: Open, stand_in: Callable[..., StandInPeer]
 ) -> None:
-    peer = stand_in()
-    b = open_market("b", peers=(peer.url,))
-    sha256 = registered_without_file(b)
-
-    def cut(handler: Any) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/octet-stream")
-        handler.send_header("Content-Length", "100000")
-        handler.end_headers()
-        handler.wfile.write(b"x" * 100)
-        handler.close_connection = True
-
-    peer.routes[f"/api/v1/models/files/{sha256}"] = cut
+    b, _ = fetching_from_a_stand_in(open_market, stand_in, b"x" * 100, length=100_000)
     assert b.network.replicate_models() == 0
     assert the_peer(b).ban_score == 0
     assert list(b.models.root.glob("*")) == []  # no partial file left behind
@@ -592,12 +581,7 @@ def test_pushing_a_heavier_branch_longer_than_a_batch_carries_on_where_it_left_o
     open_market: Open, serve: Serve, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(network, "PUSH_BATCH_BLOCKS", 2)
-    a = open_market("a")
-    b = open_market("b", peers=(serve(a),))
-    for _ in range(3):
-        mine_tip(a.chain)
-    for _ in range(8):
-        mine_tip(b.chain, miner="ee" * 32)
+    a, b = two_branches(open_market, serve, 3, 8)
     link = link_of(b)
     # the first batches keep b's branch lighter than a's tip, so a's locator does not
     # move: b must go on after the last block it sent, not send the same ones again
