@@ -175,9 +175,12 @@ class ChainNode:
         self.tip = self.index[tip_hash]
         for tx, added in self.store.load_mempool():
             try:
-                self._admit_tx(tx, added, persist=False)
+                result = self._admit_tx(tx, added)
             except ModelchainError:  # a stale row is dropped
                 self.store.delete_mempool_txs([tx.txid])
+                continue
+            if result.evicted:
+                self.store.delete_mempool_txs(result.evicted)
         # a crash may have left a better branch stored but not yet connected
         self.activate_best_chain()
 
@@ -257,29 +260,35 @@ class ChainNode:
     # --- transactions -------------------------------------------------------
 
     def submit_tx(self, tx: Tx) -> AddResult:
-        """Admit a tx to the mempool (and persist it); raises with a reason code."""
-        with self.lock:
-            return self._admit_tx(tx, self.now(), persist=True)
+        """Admit a tx to the mempool (and persist it); raises with a reason code.
 
-    def _admit_tx(self, tx: Tx, now: int, *, persist: bool) -> AddResult:
+        The row is written after the chain's lock is let go: one payer's SQLite write
+        does not hold up everyone else's admission (and block connection). A row that
+        a block or a replacement made stale in between is harmless: the next start
+        drops it, as it drops any row no longer valid.
+        """
+        with self.lock:
+            now = self.now()
+            result = self._admit_tx(tx, now)
+        self.store.save_mempool_tx(tx, now)
+        stale = [result.replaced] if result.replaced else []
+        if stale or result.evicted:
+            self.store.delete_mempool_txs([*stale, *result.evicted])
+        return result
+
+    def _admit_tx(self, tx: Tx, now: int) -> AddResult:
+        """Admit `tx` to the in-memory pool; the caller holds the lock and keeps the rows."""
         if tx.txid in self.mempool:
             return self.mempool.add(tx, self.store, now)  # raises already-known
         validate_tx_stateless(tx, self.params, check_signature=tx.txid not in self.verified)
         self._remember_verified([tx.txid])
         try:
-            result = self.mempool.add(tx, self.store, now)
+            return self.mempool.add(tx, self.store, now)
         except TxNonceTooLow:
             # a tx in a block has a nonce below its sender's: only then is it looked up
             if self.store.tx_location(tx.txid) is not None:
                 raise MempoolAlreadyKnown(f"tx {tx.txid[:16]} is already in a block") from None
             raise
-        if persist:
-            self.store.save_mempool_tx(tx, now)
-            if result.replaced:
-                self.store.delete_mempool_txs([result.replaced])
-        if result.evicted:
-            self.store.delete_mempool_txs(result.evicted)
-        return result
 
     def verify_tx_signature(self, tx: Tx) -> bool:
         """Check a tx's signature once: a success is remembered, so admitting the

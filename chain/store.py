@@ -61,6 +61,10 @@ class BlockRecord:
         return self.header.prev_hash
 
 
+MAX_CACHED_ACCOUNTS = 100_000
+"""read_account's cache is emptied when it reaches this many accounts."""
+
+
 class ChainStore:
     """One SQLite file holding one node's chain. Thread-safe through one lock."""
 
@@ -70,6 +74,10 @@ class ChainStore:
         conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
+        self._accounts: dict[str, tuple[int, int]] = {}
+        """read_account's cache of committed accounts (see there)."""
+        self._account_generation = 0
+        self._writing = 0
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -87,8 +95,19 @@ class ChainStore:
 
     @contextmanager
     def atomic(self) -> Iterator[sqlite_utils.Database]:
-        with self.lock, self.db.atomic():
-            yield self.db
+        with self.lock:
+            self._writing += 1
+            self._forget_accounts()
+            try:
+                with self.db.atomic():
+                    yield self.db
+            finally:  # committed or rolled back: what was read meanwhile is not kept
+                self._writing -= 1
+                self._forget_accounts()
+
+    def _forget_accounts(self) -> None:
+        self._account_generation += 1
+        self._accounts.clear()
 
     # --- schema ----------------------------------------------------------
 
@@ -180,10 +199,26 @@ class ChainStore:
     # --- state reads (StateReader) ------------------------------------------
 
     def read_account(self, account: str) -> tuple[int, int]:
+        """(balance, nonce) at the tip; (0, 0) for an account never seen.
+
+        Answers from a cache between writes (mempool admission reads the same payers
+        again and again): a read is kept only when no write transaction was open
+        from its start to its end, and every write transaction empties the cache as
+        it opens and as it ends, so a cached value is always one that was committed.
+        """
+        cached = self._accounts.get(account)
+        if cached is not None:
+            return cached
+        generation = self._account_generation
         row = self.db.execute(
             "SELECT balance, nonce FROM accounts WHERE account = ?", [account]
         ).fetchone()
-        return (row[0], row[1]) if row else ACCOUNT_ZERO
+        value = (row[0], row[1]) if row else ACCOUNT_ZERO
+        if not self._writing and generation == self._account_generation:
+            if len(self._accounts) >= MAX_CACHED_ACCOUNTS:
+                self._accounts.clear()
+            self._accounts[account] = value
+        return value
 
     def read_storage(self, contract: str, key: str) -> Any:
         row = self.db.execute(

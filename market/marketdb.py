@@ -2,11 +2,13 @@
 
 Paid calls must not answer before what they owe is on disk (a restarted node
 never forgets a voucher it answered for), yet one fsync per call would cap a
-node at a few hundred calls a second on a slow disk. So writes go through
-one writer thread that files whatever has queued up as a single multi-row
-INSERT (one statement is one transaction, synchronous=FULL) and then wakes
-every caller whose rows it held: concurrent calls share one commit, and a
-lone call waits for one commit only.
+node at a few hundred calls a second on a slow disk. So commits are grouped,
+by their callers: a call that finds no commit under way commits at once
+whatever has queued up, as a single multi-row INSERT (one statement is one
+transaction, synchronous=FULL), then wakes every caller whose rows it held
+and hands the lead to the first call that queued meanwhile. Concurrent calls
+share one commit, a lone call waits for one commit only, and no other thread
+has to be woken (and get the GIL back) before a commit can start.
 
 A receipt of a channel call keeps the payer's voucher (amount and
 signature), so the vouchers a node accepted are read back from the receipts:
@@ -16,7 +18,6 @@ the highest amount per channel.
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -86,17 +87,17 @@ class VoucherRow:
 
 
 class _Write:
-    """Rows queued for the writer, and the caller waiting for their commit."""
+    """Rows queued for a commit, and the caller waiting for it."""
 
-    __slots__ = ("rows", "done", "error")
+    __slots__ = ("rows", "wake", "finished", "lead", "error")
 
     def __init__(self, rows: Sequence[ReceiptRow]) -> None:
         self.rows = rows
-        self.done = threading.Event()
+        self.wake = threading.Event()
+        """Set once the rows are committed (or failed), or when the caller is to lead."""
+        self.finished = False
+        self.lead = False
         self.error: BaseException | None = None
-
-
-_STOP = _Write(())
 
 
 class MarketDB:
@@ -112,15 +113,17 @@ class MarketDB:
         self.lock = threading.Lock()
         """Serialises use of the one connection (the writer's commits, readers)."""
         self._migrate()
-        self._queue: queue.SimpleQueue[_Write] = queue.SimpleQueue()
+        self._queue_lock = threading.Lock()
+        """Guards _pending and _leading."""
+        self._pending: list[_Write] = []
+        self._leading = False
+        """A caller is committing (or about to): the others queue behind it."""
         self._counts = threading.Lock()
         self.waiting = 0
         """Callers waiting for their commit now."""
         self.commits = 0
         """Commits made since the file was opened (each a group of writes)."""
         self._closed = False
-        self._writer = threading.Thread(target=self._write_loop, name="market-db", daemon=True)
-        self._writer.start()
 
     def _migrate(self) -> None:
         with self.lock, self.db.atomic():
@@ -145,8 +148,8 @@ class MarketDB:
     def write(self, rows: Sequence[ReceiptRow]) -> None:
         """File `rows` in the next group commit; return once they are durable.
 
-        Raises MarketStoreError (none of them filed) when the commit fails or
-        the database is closed.
+        Raises MarketStoreError (none of them filed) when the commit fails, the
+        database is closed, or no commit took them within WRITE_TIMEOUT_SECONDS.
         """
         if self._closed:
             raise MarketStoreError("the market database is closed")
@@ -154,28 +157,43 @@ class MarketDB:
         with self._counts:
             self.waiting += 1
         try:
-            self._queue.put(item)
-            if not item.done.wait(WRITE_TIMEOUT_SECONDS):
-                raise MarketStoreError(f"no commit within {WRITE_TIMEOUT_SECONDS:.0f} s")
+            with self._queue_lock:
+                self._pending.append(item)
+                item.lead = not self._leading
+                self._leading = True
+            while not item.finished:
+                if item.lead:
+                    self._lead()
+                elif not item.wake.wait(WRITE_TIMEOUT_SECONDS) and self._give_up(item):
+                    raise MarketStoreError(f"no commit within {WRITE_TIMEOUT_SECONDS:.0f} s")
         finally:
             with self._counts:
                 self.waiting -= 1
         if item.error is not None:
             raise MarketStoreError(f"the market database failed to write: {item.error}")
 
-    def _write_loop(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_GROUP_WRITES:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            writes = [item for item in batch if item is not _STOP]
-            if writes:
-                self._commit(writes)
-            if len(writes) < len(batch):
-                return
+    def _lead(self) -> None:
+        """Commit everything queued, then hand the lead on (or put it down)."""
+        with self._queue_lock:
+            batch, self._pending = self._pending, []
+        try:
+            self._commit(batch)
+        finally:
+            with self._queue_lock:
+                if self._pending:
+                    following = self._pending[0]
+                    following.lead = True
+                    following.wake.set()
+                else:
+                    self._leading = False
+
+    def _give_up(self, item: _Write) -> bool:
+        """After a wait timed out: withdraw `item` unless it was taken meanwhile."""
+        with self._queue_lock:
+            if item.finished or item.lead:
+                return False  # committed, or it must lead now: carry on
+            self._pending.remove(item)
+            return True
 
     def _commit(self, writes: list[_Write]) -> None:
         rows = [row for item in writes for row in item.rows]
@@ -194,16 +212,15 @@ class MarketDB:
             for item in writes:
                 item.error = exc
         for item in writes:
-            item.done.set()
+            item.finished = True
+            item.wake.set()
 
     def close(self) -> None:
-        """Commit what is queued, stop the writer, close the file."""
+        """Refuse new writes, wait for the commit under way, close the file."""
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
-        self._writer.join(WRITE_TIMEOUT_SECONDS)
-        with self.lock:
+        with self.lock:  # a commit in progress holds it
             self.db.conn.close()
 
     # --- reading -----------------------------------------------------------

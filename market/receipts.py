@@ -12,11 +12,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Protocol
 
-from nacl.signing import SigningKey
-
 from modelchain.chain.encoding import canonical_bytes, canonical_bytes_unchecked
 from modelchain.chain.errors import ModelchainError, NonCanonicalValue
-from modelchain.chain.keys import KeyPair, is_account, verify_signature
+from modelchain.chain.keys import ExpandedKey, is_account, verify_signature
 from modelchain.contracts.grammar import (
     is_amount,
     is_hash_hex,
@@ -60,15 +58,8 @@ class Signer(Protocol):
     def sign(self, message: bytes) -> bytes: ...
 
 
-class ReceiptSigner:
+class ReceiptSigner(ExpandedKey):
     """A node's key ready to sign many receipts: the Ed25519 key is expanded once."""
-
-    def __init__(self, key: KeyPair) -> None:
-        self.account = key.account
-        self._key = SigningKey(key.seed)
-
-    def sign(self, message: bytes) -> bytes:
-        return self._key.sign(message).signature
 
 
 class ReceiptInvalid(ModelchainError):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from modelchain.chain import keys
 from modelchain.chain.errors import BadKey
-from modelchain.chain.keys import KeyPair, is_account, verify_signature
+from modelchain.chain.keys import ExpandedKey, KeyPair, is_account, verify_signature
 
 # RFC 8032 section 7.1, tests 1 and 2.
 RFC8032 = [
@@ -108,3 +111,43 @@ def test_only_64_lowercase_hex_characters_are_an_account(value: object) -> None:
 
 def test_64_lowercase_hex_characters_are_an_account() -> None:
     assert is_account("0123456789abcdef" * 4)
+
+
+# --- libsodium called with the GIL held, and PyNaCl's own calls -------------------------
+
+
+def test_libsodium_is_called_with_the_gil_held_here() -> None:
+    # PyNaCl's module exports the detached functions; if a new PyNaCl stops doing so,
+    # the node falls back to PyNaCl's calls (correct, slower on a busy server)
+    assert keys._SODIUM is not None
+
+
+@given(
+    message=st.binary(max_size=300),
+    seed=st.binary(min_size=32, max_size=32),
+    flip=st.integers(min_value=-1, max_value=64 * 8 - 1),
+)
+def test_verifying_with_the_gil_held_answers_as_pynacl_does(
+    message: bytes, seed: bytes, flip: int
+) -> None:
+    key = KeyPair.from_seed(seed)
+    signature = bytearray(key.sign(message))
+    if flip >= 0:
+        signature[flip // 8] ^= 1 << (flip % 8)
+    expected = keys._verify_with_pynacl(key.account, message, bytes(signature))
+    assert verify_signature(key.account, message, bytes(signature)) is expected
+    assert expected is (flip < 0)
+
+
+@pytest.mark.parametrize("held", [True, False], ids=["gil-held", "pynacl"])
+def test_expanded_key_signs_as_the_key_pair_does(
+    keypair, monkeypatch: pytest.MonkeyPatch, held: bool
+) -> None:
+    if not held:
+        monkeypatch.setattr(keys, "_SODIUM", None)
+    key = keypair("alice")
+    expanded = ExpandedKey(key)
+    assert expanded.account == key.account
+    for message in (b"", b"receipt", bytes(range(256)) * 3):
+        assert expanded.sign(message) == key.sign(message)
+        assert verify_signature(key.account, message, expanded.sign(message))

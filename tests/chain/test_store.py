@@ -130,6 +130,26 @@ def busy_block(node) -> Block:
 # --- atomicity -----------------------------------------------------------------------
 
 
+def test_account_reads_never_keep_a_value_from_an_unfinished_write(kv_node) -> None:
+    store = kv_node.store
+    alice = key_for("alice").account
+    before = store.read_account(alice)  # now cached
+    block = busy_block(kv_node)
+    overlay, outcome = execute_block(kv_node, block)
+    with pytest.raises(InjectedFailure):
+        store.connect_block(block, overlay.changes, outcome.receipts, fail_after="state")
+    assert store.read_account(alice) == before
+    with pytest.raises(InjectedFailure):
+        with store.atomic():
+            store._write_changes(overlay.changes)
+            uncommitted = store.read_account(alice)
+            raise InjectedFailure("roll back")
+    assert uncommitted != before
+    assert store.read_account(alice) == before  # not the rolled-back value
+    store.connect_block(block, overlay.changes, outcome.receipts)
+    assert store.read_account(alice) == uncommitted  # committed now, read afresh
+
+
 @pytest.mark.parametrize("step", ["state", "tip", "receipts"])
 def test_block_write_failing_halfway_changes_nothing(kv_node, step) -> None:
     node = kv_node
