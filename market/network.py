@@ -84,6 +84,12 @@ MODEL_RETRY_SECONDS = 10.0
 """How long a model file no peer could give waits before it is asked for again."""
 MODEL_INVALID_RETRY_SECONDS = 3600.0
 """How long a registered file that fails validation waits before it is fetched again."""
+MODEL_LIMITS_RETRY_SECONDS = 300.0
+"""...unless it failed on the validation's own limits (time, memory, a crashed child):
+a loaded machine can cause those, so the file is tried again sooner."""
+VALIDATION_LIMIT_CODES = frozenset(
+    {"model-validation-timeout", "model-validation-memory", "model-validation-crashed"}
+)
 HTTP_TIMEOUT_SECONDS = 10.0
 """Connecting to a peer, and each socket read of its answer."""
 ANSWER_SECONDS = 60.0
@@ -470,6 +476,8 @@ class Network:
                 too_large = any(f.code == "model-too-large" for f in result.failures)
                 invalid = result.rejected is not None or too_large
                 wait = MODEL_INVALID_RETRY_SECONDS if invalid else MODEL_RETRY_SECONDS
+                if result.rejected is not None and result.rejected.code in VALIDATION_LIMIT_CODES:
+                    wait = MODEL_LIMITS_RETRY_SECONDS
                 self._model_retry[sha256] = now + wait
         for sha256 in [s for s in self._model_retry if self.models.has(s)]:
             del self._model_retry[sha256]

@@ -45,6 +45,7 @@ from modelchain.market.network import (
     parse_sync_status,
 )
 from modelchain.market.node import MarketNode
+from modelchain.models_store.errors import ModelValidationTimeout
 from modelchain.web import create_app
 
 DEV = dev_wallet()
@@ -566,6 +567,23 @@ def test_a_registered_file_that_fails_validation_is_not_kept_nor_blamed_on_the_p
     assert b.network.missing_models() == [sha256]
     # asked again much later than a file no peer had
     assert b.network._model_retry[sha256] > b.network.clock() + network.MODEL_RETRY_SECONDS
+
+
+def test_a_file_whose_validation_ran_out_of_time_is_tried_again_sooner(
+    open_market: Open, stand_in: Callable[..., StandInPeer]
+) -> None:
+    data = add_mul_model("network-unit").SerializeToString()
+    b, sha256 = fetching_from_a_stand_in(open_market, stand_in, data)
+
+    def out_of_time(path: Path) -> None:  # as on a machine too loaded to validate in time
+        raise ModelValidationTimeout("validation took longer than its limit")
+
+    b.network.check_model = out_of_time
+    assert b.network.replicate_models() == 0
+    assert the_peer(b).ban_score == 0
+    wait = b.network._model_retry[sha256] - b.network.clock()
+    assert network.MODEL_RETRY_SECONDS < wait <= network.MODEL_LIMITS_RETRY_SECONDS
+    assert wait < network.MODEL_INVALID_RETRY_SECONDS
 
 
 def test_a_model_file_cut_off_midway_is_a_broken_download_not_a_lie(
