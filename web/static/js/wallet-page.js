@@ -1,7 +1,7 @@
 // The Wallet page: create / import / unlock the browser wallet, show balance, nonce and
 // history, the dev faucet, sending coins and exporting the keystore file.
 
-import { api, showError } from "./api.js";
+import { api, errorText, showError } from "./api.js";
 import * as wallet from "./wallet.js";
 
 const $ = (id) => document.getElementById(id);
@@ -42,6 +42,7 @@ function show() {
     $("account-link").href = `/explorer/account/${account}`;
     $("lock-state").textContent = "unlocked in this tab";
     refresh();
+    refreshChannels();
     if (refreshTimer === null) refreshTimer = setInterval(refresh, 3000);
   } else if (refreshTimer !== null) {
     clearInterval(refreshTimer);
@@ -98,6 +99,213 @@ async function refresh() {
     fail(error);
   }
 }
+
+// --- channels this wallet pays ------------------------------------------------------------
+//
+// The list is read on opening, on "Refresh channels" and after each channel tx, not on the
+// 3 s timer: a redraw would wipe a top-up being typed. Its state comes from the height the
+// node answered with: a block after `expiry` can no longer carry a claim, so once the tip
+// has reached the expiry the next block may carry the refund.
+
+const channelsError = $("channels-error");
+
+function channelsNotice(text) {
+  $("channels-notice").textContent = text;
+}
+
+function channelState(info, height) {
+  if (info.closed) return "closed";
+  return height >= info.expiry ? "expired" : "open";
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function field(labelText, name, value, min) {
+  const label = document.createElement("label");
+  label.append(labelText);
+  const input = document.createElement("input");
+  input.name = name;
+  input.type = "number";
+  input.step = "1";
+  input.min = String(min);
+  input.required = true;
+  input.value = String(value);
+  label.append(input);
+  return label;
+}
+
+function wholeNumber(value, what, min) {
+  const number = Number(value);
+  if (value.trim() === "" || !Number.isSafeInteger(number) || number < min) {
+    throw new Error(`${what}: a whole number, at least ${min}`);
+  }
+  return number;
+}
+
+/**
+ * Sign `channel.<method>(args)` with the wallet, send it, follow it until mined; a call
+ * that failed in its block is an error carrying the chain's message and code.
+ */
+async function channelTx(button, what, method, args) {
+  showError(channelsError, null);
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  try {
+    const tx = await wallet.signTx({ contract: "channel", method, args });
+    const { txid } = await wallet.submitTx(tx);
+    $("channels-notice").dataset.txid = txid;
+    channelsNotice(`${what}: tx ${txid.slice(0, 16)}… sent (fee ${tx.fee}), waiting for a block…`);
+    const detail = await wallet.waitForConfirmations(txid, 1, () => refresh());
+    const receipt = detail.receipt || { status: "ok" };
+    if (receipt.status !== "ok") {
+      channelsNotice("");
+      throw new Error(
+        `${what} failed in block ${detail.height}: ${receipt.message} (${receipt.code}); ` +
+          `the channel is unchanged, the fee ${tx.fee} was paid`,
+      );
+    }
+    channelsNotice(`${what}: done in block ${detail.height} (tx ${txid.slice(0, 16)}…, fee ${tx.fee}).`);
+  } catch (error) {
+    const text = errorText(error);
+    showError(channelsError, new Error(text.startsWith(what) ? text : `${what}: ${text}`));
+  } finally {
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+    await Promise.all([refresh(), refreshChannels()]);
+  }
+}
+
+function topupForm(info, ref, height) {
+  const form = document.createElement("form");
+  form.className = "channel-form topup-form";
+  form.setAttribute("aria-label", `Top up channel ${ref}`);
+  const minExpiry = Math.max(info.expiry, height + 1);
+  form.append(
+    field("Add deposit (base units)", "deposit", 0, 0),
+    field("New expiry height", "expiry", minExpiry, minExpiry),
+  );
+  const button = document.createElement("button");
+  button.type = "submit";
+  button.textContent = "Top up";
+  form.append(button);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    let args;
+    try {
+      const deposit = wholeNumber(form.elements.deposit.value, "Add deposit", 0);
+      const expiry = wholeNumber(form.elements.expiry.value, "New expiry height", info.expiry);
+      if (deposit === 0 && expiry === info.expiry) throw new Error("add a deposit or move the expiry later");
+      args = { channel: info.id, deposit, expiry };
+    } catch (error) {
+      showError(channelsError, new Error(`Top up of ${ref}: ${error.message}`));
+      return;
+    }
+    channelTx(button, `Top up of ${ref}`, "topup", args);
+  });
+  return form;
+}
+
+function refundButton(info, ref) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "refund-button";
+  button.textContent = "Refund";
+  button.setAttribute("aria-label", `Refund channel ${ref}`);
+  button.addEventListener("click", () => channelTx(button, `Refund of ${ref}`, "refund", { channel: info.id }));
+  return button;
+}
+
+function channelRow(status, height) {
+  const info = status.onchain;
+  const ref = `${info.model}@${info.version} (${info.id.slice(0, 12)}…)`;
+  const state = channelState(info, height);
+  const tr = document.createElement("tr");
+  tr.dataset.channel = info.id;
+  tr.dataset.state = state;
+  const model = document.createElement("td");
+  const link = document.createElement("a");
+  link.href = `/models/${encodeURIComponent(info.model)}/${encodeURIComponent(info.version)}`;
+  link.textContent = `${info.model}@${info.version}`;
+  const id = document.createElement("div");
+  id.className = "mono";
+  id.textContent = info.id.slice(0, 16) + "…";
+  id.title = info.id;
+  model.append(link, id);
+  const node = document.createElement("td");
+  const nodeLink = document.createElement("a");
+  nodeLink.href = `/explorer/account/${info.node}`;
+  nodeLink.className = "mono";
+  nodeLink.textContent = info.node.slice(0, 16) + "…";
+  nodeLink.title = info.node;
+  node.append(nodeLink);
+  const accepted = status.served_here
+    ? `${status.accepted} (${status.unclaimed} unclaimed)`
+    : "another node serves it";
+  const left = state === "open" ? `${info.expiry - height} blocks left` : `passed`;
+  const pill = document.createElement("span");
+  pill.className = `pill ${state}`;
+  pill.textContent = state;
+  const stateCell = document.createElement("td");
+  stateCell.className = "channel-state";
+  stateCell.append(pill);
+  const actions = document.createElement("td");
+  actions.className = "channel-actions";
+  if (state !== "closed") actions.append(topupForm(info, ref, height));
+  if (state === "expired") actions.append(refundButton(info, ref));
+  if (state === "closed") actions.textContent = "refunded";
+  tr.append(
+    model,
+    node,
+    cell(String(info.deposit), "amount channel-deposit"),
+    cell(String(info.claimed), "amount channel-claimed"),
+    cell(accepted, "channel-accepted"),
+    cell(`${info.expiry} (height ${height}, ${left})`, "channel-expiry"),
+    stateCell,
+    actions,
+  );
+  return tr;
+}
+
+let channelsReading = null;
+
+/** Read the channels this wallet pays and draw them (one read at a time). */
+function refreshChannels() {
+  if (channelsReading === null) {
+    channelsReading = drawChannels().finally(() => {
+      channelsReading = null;
+    });
+  }
+  return channelsReading;
+}
+
+async function drawChannels() {
+  const account = wallet.currentAccount();
+  if (!account || !wallet.isUnlocked()) return;
+  const table = $("channels");
+  try {
+    const answer = await api(`/api/v1/channels?account=${account}`);
+    const mine = (answer.channels || []).filter((s) => s.onchain && s.onchain.payer === account);
+    const height = mine.length ? Math.max(...mine.map((s) => s.height)) : null;
+    const rows = mine.map((s) => channelRow(s, height));
+    table.querySelector("tbody").replaceChildren(...rows);
+    $("channels-empty").hidden = rows.length > 0;
+    $("channels-height").textContent = height === null ? "" : `As of block ${height}.`;
+    table.dataset.height = height === null ? "" : String(height);
+    table.dataset.loaded = "true";
+  } catch (error) {
+    showError(channelsError, error);
+  }
+}
+
+$("channels-refresh").addEventListener("click", () => {
+  showError(channelsError, null);
+  refreshChannels();
+});
 
 $("create-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -156,7 +364,10 @@ $("lock-button").addEventListener("click", () => {
   show();
 });
 
-$("refresh-button").addEventListener("click", () => refresh());
+$("refresh-button").addEventListener("click", () => {
+  refresh();
+  refreshChannels();
+});
 
 const faucetButton = $("faucet-button");
 if (faucetButton) {
