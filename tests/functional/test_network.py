@@ -1,7 +1,7 @@
 """Several real nodes form a network over HTTP: sync, gossip, model replication, partitions.
 
 Each test starts `modelchain node start --network regtest --port 0` processes on
-127.0.0.1 with their own data dirs (tests/functional/node_process.py), joins them with
+127.0.0.1 with their own data dirs (tests/node_process.py), joins them with
 `--peer URL`, drives them through their HTTP APIs and the CLI, and polls with deadlines
 until the nodes agree. A last test points a node at a stand-in peer (a small HTTP
 server in this process) that serves a block breaking a consensus rule: the node bans
@@ -55,9 +55,9 @@ def start_node(tmp_path: Path) -> Iterator[Start]:
     finally:
         for node in started:
             node.stop()
-        for data in dict.fromkeys(node.data for node in started):  # a restart shares its file
-            stderr = data.with_name(data.name + ".stderr").read_text(errors="replace")
-            print(f"--- stderr of node {data.name} ---\n{stderr[-5000:]}", file=sys.stderr)
+        for node in {node.data: node for node in started}.values():  # a restart shares its file
+            stderr = node.stderr_path.read_text(errors="replace")
+            print(f"--- stderr of node {node.data.name} ---\n{stderr[-5000:]}", file=sys.stderr)
 
 
 def info(node: NodeProcess) -> dict[str, Any]:
@@ -72,13 +72,6 @@ def sync_blocks(nodes: list[NodeProcess], timeout: float = SYNC_SECONDS) -> str:
 
     wait_until(same_tip, timeout, f"equal tips on {[n.data.name for n in nodes]}")
     return info(nodes[0])["tip"]
-
-
-def mine(node: NodeProcess, blocks: int) -> None:
-    """Ask the node's miner for `blocks` more blocks and wait for them."""
-    target = info(node)["height"] + blocks
-    NodeClient(node.url).post("/api/v1/mine", {"blocks": blocks})
-    wait_until(lambda: info(node)["height"] >= target, SYNC_SECONDS, f"height {target}")
 
 
 def transfer(node: NodeProcess, to: str, amount: int) -> str:
@@ -101,7 +94,7 @@ def test_a_new_node_with_a_peer_syncs_the_chain_another_mined(
 ) -> None:
     a = start_node("a", mine=True)
     log.info("a mines 40 blocks")
-    mine(a, 40)
+    a.mine(40)
     log.info("b starts empty with --peer a, and syncs")
     b = start_node("b", mine=False, peers=[a.url])
     tip = sync_blocks([a, b])
@@ -115,7 +108,7 @@ def test_a_new_node_with_a_peer_syncs_the_chain_another_mined(
     human = CliRunner().invoke(cli, ["--node", b.url, "peers"])
     assert human.exit_code == 0 and a.url in human.output and "connected" in human.output
     log.info("a block mined on a afterwards reaches b too")
-    mine(a, 1)
+    a.mine(1)
     assert sync_blocks([a, b]) != tip
 
 
@@ -137,7 +130,7 @@ def test_blocks_and_txs_cross_a_line_of_three_nodes(start_node: Start) -> None:
     b = start_node("b", mine=False, peers=[a.url])
     c = start_node("c", mine=False, peers=[b.url])
     log.info("blocks mined on a reach c through b")
-    mine(a, 3)
+    a.mine(3)
     sync_blocks([a, b, c])
     log.info("a tx sent to c reaches a through b; a mines it and the block comes back")
     txid = transfer(c, ALICE.account, 700)
@@ -199,10 +192,10 @@ def test_partitioned_nodes_converge_on_the_most_work_chain(start_node: Start) ->
     a = start_node("a", mine=True)
     b = start_node("b", mine=True)
     log.info("partition: a mines 3 blocks and a transfer to alice; b mines 6 blocks")
-    mine(a, 3)
+    a.mine(3)
     txid = transfer(a, ALICE.account, 5_000)
     NodeClient(a.url).wait_for_confirmations(txid, 1, timeout=SYNC_SECONDS)
-    mine(b, 6)
+    b.mine(6)
     a_side, b_side = info(a), info(b)
     assert int(b_side["cumulative_work"]) > int(a_side["cumulative_work"])
     assert NodeClient(b.url).account(ALICE.account)["balance"] == 0

@@ -2,8 +2,8 @@
 
 The data directory is prepared before the node starts (a regtest MarketNode registers an MLP,
 a two-output model and a string model, mines the block, closes); then `python -m
-modelchain.entry node start --port 0` serves it. The test reads the URL from the node's stdout
-line, waits for /v2/health/ready by polling, and drives the node with
+modelchain.entry node start --port 0` serves it (tests/node_process.py: the URL from the
+node's node.json, /v2/health/ready polled). The test drives the node with
 tritonclient.http.InferenceServerClient: health, readiness, metadata, inference with pure JSON
 tensors (binary_data=False) and with the binary tensor extension (tritonclient's default),
 and an error. The node is stopped by pid (terminate, wait, kill) and its stderr is shown if
@@ -13,10 +13,7 @@ anything fails.
 from __future__ import annotations
 
 import logging
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +27,7 @@ from factories_market import (
     register_models,
     regtest_config,
 )
+from node_process import NodeProcess
 from onnx import TensorProto
 
 from modelchain.market.node import MarketNode
@@ -39,41 +37,6 @@ httpclient = pytest.importorskip("tritonclient.http")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
 log = logging.getLogger(__name__)
-START_SECONDS = 60.0
-STOP_SECONDS = 20.0
-
-
-class NodeProcess:
-    """A node process on a prepared data dir; stopped by pid."""
-
-    def __init__(self, data: Path) -> None:
-        self.stderr_file = tempfile.TemporaryFile()
-        command = [sys.executable, "-m", "modelchain.entry", "node", "start"]
-        command += ["--data", str(data), "--port", "0", "--network", "regtest"]
-        self.proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=self.stderr_file, text=True
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # blocks until the node reports, or exits
-        if "listening on" not in line:
-            raise AssertionError(f"the node did not start: {line!r}\n{self.stderr()}")
-        self.url = line.rsplit(" ", 1)[1].strip()
-        log.info("node %d listening on %s", self.proc.pid, self.url)
-
-    def stderr(self) -> str:
-        self.stderr_file.seek(0)
-        return self.stderr_file.read().decode("utf-8", errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.stderr_file.close()
 
 
 @pytest.fixture
@@ -89,7 +52,7 @@ def served(tmp_path: Path) -> Iterator[tuple[NodeProcess, MarketNode]]:
         ],
     )
     prepared.close()
-    node = NodeProcess(data)
+    node = NodeProcess.start(data, mine=False)
     try:
         yield node, prepared
     except BaseException:
@@ -99,24 +62,11 @@ def served(tmp_path: Path) -> Iterator[tuple[NodeProcess, MarketNode]]:
         node.stop()
 
 
-def wait_ready(client: object, timeout: float = START_SECONDS) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if client.is_server_ready():  # type: ignore[attr-defined]
-                return
-        except Exception:  # noqa: BLE001 - not listening yet
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError("the node never became ready")
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 def test_tritonclient_runs_a_free_model_unchanged(served: tuple[NodeProcess, MarketNode]) -> None:
     node, prepared = served
     client = httpclient.InferenceServerClient(node.url.removeprefix("http://"))
-    wait_ready(client)
+    assert client.is_server_ready()
     assert client.is_server_live()
     assert client.is_model_ready("mlp") and not client.is_model_ready("nope")
     meta = client.get_model_metadata("mlp")

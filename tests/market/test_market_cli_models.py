@@ -3,18 +3,14 @@ model of `modelchain up`.
 
 A regtest node runs as its own process (`python -m modelchain.entry node start --port 0
 --mine`) on 127.0.0.1 for the module; each test drives the CLI through click's CliRunner with
-its own CLI home and its own model files. Processes are found by their node.json, waited for
-by polling and stopped by pid; their stderr is printed when a test fails.
+its own CLI home and its own model files. Processes (tests/node_process.py) are found by
+their node.json, waited for by polling and stopped by pid; their stderr is printed when a
+test fails.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,65 +19,13 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 from factories import key_for
+from node_process import START_SECONDS, NodeProcess, wait_until
 
 from modelchain.market.cli import cli
-from modelchain.market.client import NodeClient
 from modelchain.market.config import dev_wallet
 from modelchain.market.demo import build_affine_model, load_demo_spec
 
 DEV = dev_wallet()
-START_SECONDS = 60.0
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = START_SECONDS) -> Any:
-    """Poll until `predicate` returns something true; fail naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
-class NodeProcess:
-    """A `modelchain` process serving on a free port, with its output in files."""
-
-    def __init__(self, args: list[str], data_dir: Path, logs: Path) -> None:
-        self.data_dir = data_dir
-        logs.mkdir(parents=True, exist_ok=True)
-        self.stdout_path = logs / "stdout.txt"
-        self.stderr_path = logs / "stderr.txt"
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "modelchain.entry", *args],
-                stdout=out,
-                stderr=err,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        self.url = wait_until(self._ready_url, f"node {args} to listen")
-
-    def _ready_url(self) -> str | None:
-        if self.process.poll() is not None:
-            raise AssertionError(f"node exited with {self.process.returncode}:\n{self.stderr()}")
-        if "listening on" not in self.stdout_path.read_text():
-            return None
-        info = json.loads((self.data_dir / "node.json").read_text())
-        return info["url"] if info["pid"] == self.process.pid else None
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        """SIGTERM, wait, SIGKILL if it will not stop."""
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -89,15 +33,12 @@ def node_process(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[NodeProcess]:
     """One regtest node for the module; its stderr is printed if any test failed."""
-    root = tmp_path_factory.mktemp("cli-node")
-    args = ["node", "start", "--data", str(root / "data"), "--port", "0"]
-    args += ["--network", "regtest", "--mine", "--workers", "1"]
     failed_before = request.session.testsfailed
-    node = NodeProcess(args, root / "data", root / "logs")
+    node = NodeProcess.start(tmp_path_factory.mktemp("cli-node") / "data")
     yield node
     node.stop()
     if request.session.testsfailed > failed_before:
-        print(node.stderr()[-8000:])
+        print(node.stderr())
 
 
 @pytest.fixture
@@ -263,12 +204,10 @@ def test_up_registers_the_demo_model_once_across_restarts(tmp_path: Path) -> Non
     start finds it registered and sends no tx."""
     spec = load_demo_spec()
     data = tmp_path / "node"
-    args = ["--home", str(tmp_path / "home"), "up", "--data", str(data)]
-    args += ["--port", "0", "--workers", "1"]
-    node = NodeProcess(args, data, tmp_path / "logs-1")
+    node = NodeProcess.up(data, tmp_path / "home")
     try:
         assert "registration submitted" in node.stderr()
-        client = NodeClient(node.url)
+        client = node.client
         path = f"/api/v1/models/{spec.name}/versions/{spec.version}"
 
         def confirmed() -> dict[str, Any] | None:
@@ -278,7 +217,7 @@ def test_up_registers_the_demo_model_once_across_restarts(tmp_path: Path) -> Non
                 return None
             return entry if entry["confirmations"] >= 1 else None
 
-        entry = wait_until(confirmed, "the demo model to be mined")
+        entry = wait_until(confirmed, START_SECONDS, "the demo model to be mined")
         assert entry["registrant"] == DEV.account
         assert entry["price"] == spec.price
         assert entry["file_available"] is True
@@ -287,10 +226,10 @@ def test_up_registers_the_demo_model_once_across_restarts(tmp_path: Path) -> Non
         raise
     finally:
         node.stop()
-    again = NodeProcess(args, data, tmp_path / "logs-2")
+    again = NodeProcess.up(data, tmp_path / "home")
     try:
         assert f"demo model {spec.ref}: registered" in again.stderr()
-        assert NodeClient(again.url).get("/api/v1/mempool")["size"] == 0
+        assert again.client.get("/api/v1/mempool")["size"] == 0
     except BaseException:
         print(again.stderr())
         raise

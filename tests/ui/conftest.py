@@ -1,32 +1,26 @@
 """Fixtures of the browser tests: one real node process, Debian's Chromium, watched pages.
 
 The node runs as its own process (`python -m modelchain.entry node start --network regtest
---port 0 --mine`) for the whole session; its URL comes from its stdout line "modelchain node
-listening on URL". Chromium is /usr/bin/chromium driven by Playwright; every page fails its
-test on a page error or a console error (`console_watch.allow(pattern)` admits an expected
-one). `screenshot(page, name)` writes PNGs under artifacts/screenshots/ (or
-$MODELCHAIN_ARTIFACTS), a folder printed once at the end of the run. Without Chromium or
-Playwright the UI tests are skipped with the reason.
+--port 0 --mine`, tests/node_process.py) for the whole session. Chromium is
+/usr/bin/chromium driven by Playwright; every page fails its test on a page error or a
+console error (`console_watch.allow(pattern)` admits an expected one). `screenshot(page,
+name)` writes PNGs under artifacts/screenshots/ (or $MODELCHAIN_ARTIFACTS), a folder
+printed once at the end of the run. Without Chromium or Playwright the UI tests are
+skipped with the reason.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import re
 import shutil
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from modelchain.market.client import NodeClient
+from node_process import NodeProcess
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -38,7 +32,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-NODE_START_SECONDS = 60.0
 PAGE_TIMEOUT_MS = 60_000
 """Playwright's wait for one step (Argon2id in the page takes a moment on a busy machine)."""
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -57,18 +50,6 @@ except ImportError:  # pragma: no cover - the test extras install it
     sync_playwright = None  # type: ignore[assignment]
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `predicate` until it is truthy; fails naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def artifacts_root() -> Path:
     return Path(os.environ.get("MODELCHAIN_ARTIFACTS") or REPO_ROOT / "artifacts")
 
@@ -76,98 +57,11 @@ def artifacts_root() -> Path:
 # --- the node process ----------------------------------------------------------------------
 
 
-@dataclass
-class UiNode:
-    """A running node process: its URL, account and an API client."""
-
-    data: Path
-    proc: subprocess.Popen[bytes]
-    stderr_path: Path
-    url: str = ""
-    account: str = ""
-    chain_id: str = ""
-
-    @property
-    def client(self) -> NodeClient:
-        return NodeClient(self.url)
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")[-5000:]
-
-    def mine(self, blocks: int = 1) -> int:
-        """Ask for `blocks` blocks and wait until the tip has grown by that many; the height."""
-        start = self.client.chain_info()["height"]
-        self.client.post("/api/v1/mine", {"blocks": blocks})
-        return wait_until(
-            lambda: (h := self.client.chain_info()["height"]) >= start + blocks and h,
-            60,
-            f"{blocks} block(s) mined above height {start}",
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def _start_node(data: Path) -> UiNode:
-    data.mkdir(parents=True, exist_ok=True)
-    stderr_path = data.with_name(data.name + ".stderr")
-    command = [sys.executable, "-m", "modelchain.entry", "node", "start", "--data", str(data)]
-    command += ["--network", "regtest", "--port", "0", "--mine", "--workers", "1"]
-    with stderr_path.open("ab") as stderr:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
-    node = UiNode(data, proc, stderr_path)
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read_stdout() -> None:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            lines.put(raw.decode("utf-8", "replace"))
-
-    threading.Thread(target=read_stdout, daemon=True).start()
-    deadline = time.monotonic() + NODE_START_SECONDS
-    try:
-        while not node.url:
-            if proc.poll() is not None:
-                raise AssertionError(f"the node exited {proc.returncode}:\n{node.stderr()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the node did not report its URL:\n{node.stderr()}")
-            try:
-                line = lines.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            found = re.search(r"modelchain node listening on (\S+)", line)
-            if found:
-                node.url = found.group(1)
-        info = wait_until(_chain_info(node), NODE_START_SECONDS, "the node's API to answer")
-        node.account = info["node_account"]
-        node.chain_id = info["chain_id"]
-    except BaseException:
-        node.stop()
-        raise
-    return node
-
-
-def _chain_info(node: UiNode) -> Callable[[], dict[str, Any] | None]:
-    def probe() -> dict[str, Any] | None:
-        try:
-            return node.client.chain_info()
-        except Exception:
-            return None
-
-    return probe
-
-
 @pytest.fixture(scope="session")
-def ui_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiNode]:
+def ui_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     """One regtest node process, mining on request, for the whole UI session."""
     _require_browser()
-    node = _start_node(tmp_path_factory.mktemp("ui-node") / "data")
+    node = NodeProcess.start(tmp_path_factory.mktemp("ui-node") / "data")
     try:
         yield node
     finally:
@@ -198,7 +92,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def context(browser: Browser, ui_node: UiNode) -> Iterator[BrowserContext]:
+def context(browser: Browser, ui_node: NodeProcess) -> Iterator[BrowserContext]:
     """A fresh browser profile (empty storage: no wallet) whose relative URLs are the node's."""
     made = browser.new_context(base_url=ui_node.url, accept_downloads=True)
     made.set_default_timeout(PAGE_TIMEOUT_MS)
