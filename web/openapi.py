@@ -962,50 +962,33 @@ def _code_schema(codes: Sequence[str]) -> Schema:
     return {"anyOf": ([{"enum": exact}] if exact else []) + [family]}
 
 
-def _error(codes: Sequence[str], *, quote: bool = False) -> Schema:
-    """An error response: the Error body with its code one of `codes`."""
+def _error(codes: Sequence[str], *, v2: bool = False, quote: bool = False) -> Schema:
+    """An error response with its code one of `codes`: the Error body, or under /v2 the
+    V2Error body, whose code stands beside the message as the protocol's clients read it."""
     listed = ", ".join(f"`{code}`" for code in codes)
-    inner: Schema = {"properties": {"code": _code_schema(codes)}}
-    if quote:
-        inner["properties"]["quote"] = _ref("Quote")
-        inner["required"] = ["code", "message", "quote"]
-    schema = {"allOf": [_ref("Error")], "properties": {"error": inner}}
+    fields: Schema = {"properties": {"code": _code_schema(codes)}}
     description = f"Refused: {listed}."
     if quote:
+        fields["properties"]["quote"] = _ref("Quote")
+        fields["required"] = ["quote"] if v2 else ["code", "message", "quote"]
         description += " The body's `quote` says what the call costs and how to pay."
-    return {"description": description, "content": {JSON: {"schema": schema}}}
+    if v2:
+        schema = {"allOf": [_ref("V2Error")], **fields}
+    else:
+        schema = {"allOf": [_ref("Error")], "properties": {"error": fields}}
+    return _json(schema, description)
 
 
-def _v2_error(codes: Sequence[str], *, quote: bool = False) -> Schema:
-    """An error response under /v2: the V2Error body with its code one of `codes`."""
-    listed = ", ".join(f"`{code}`" for code in codes)
-    schema: Schema = {"allOf": [_ref("V2Error")], "properties": {"code": _code_schema(codes)}}
-    description = f"Refused: {listed}."
-    if quote:
-        schema["properties"]["quote"] = _ref("Quote")
-        schema["required"] = ["quote"]
-        description += " The body's `quote` says what the call costs and how to pay."
-    return {"description": description, "content": {JSON: {"schema": schema}}}
-
-
-def _v2_errors(
-    spec: Mapping[int, Sequence[str]], *, quoted: Sequence[int] = ()
+def _errors(
+    spec: Mapping[int, Sequence[str]], *, v2: bool = False, quoted: Sequence[int] = ()
 ) -> dict[str, Schema]:
-    """Error responses by status under /v2, 500 internal-error included."""
+    """Error responses by status (V2Error bodies if `v2`); every operation may also answer
+    500 internal-error."""
     spec = dict(spec)
     spec[500] = [*spec.get(500, ()), "internal-error"]
     return {
-        str(status): _v2_error(codes, quote=status in quoted)
+        str(status): _error(codes, v2=v2, quote=status in quoted)
         for status, codes in sorted(spec.items())
-    }
-
-
-def _errors(spec: Mapping[int, Sequence[str]], *, quoted: Sequence[int] = ()) -> dict[str, Schema]:
-    """Error responses by status; every operation may also answer 500 internal-error."""
-    spec = dict(spec)
-    spec[500] = [*spec.get(500, ()), "internal-error"]
-    return {
-        str(status): _error(codes, quote=status in quoted) for status, codes in sorted(spec.items())
     }
 
 
@@ -1778,7 +1761,7 @@ def _inference_paths() -> dict[str, Schema]:
                 "serverMetadata",
                 "inference",
                 "Server metadata",
-                {"200": _json(_ref("ServerMetadata"), "The server."), **_v2_errors({})},
+                {"200": _json(_ref("ServerMetadata"), "The server."), **_errors({}, v2=True)},
             )
         },
         "/v2/health/live": {
@@ -1786,7 +1769,7 @@ def _inference_paths() -> dict[str, Schema]:
                 "serverLive",
                 "inference",
                 "Liveness",
-                {"200": _json(_ref("ServerLive"), "Alive."), **_v2_errors({})},
+                {"200": _json(_ref("ServerLive"), "Alive."), **_errors({}, v2=True)},
             )
         },
         "/v2/health/ready": {
@@ -1794,7 +1777,7 @@ def _inference_paths() -> dict[str, Schema]:
                 "serverReady",
                 "inference",
                 "Readiness",
-                {"200": _json(_ref("ServerReady"), "Ready."), **_v2_errors({})},
+                {"200": _json(_ref("ServerReady"), "Ready."), **_errors({}, v2=True)},
             )
         },
     }
@@ -1811,7 +1794,7 @@ def _inference_paths() -> dict[str, Schema]:
                 f"Inputs and outputs of {what}",
                 {
                     "200": _json(_ref("ModelMetadata"), "The model's metadata."),
-                    **_v2_errors({404: READY_ERRORS[404], 422: ["model-signature-invalid"]}),
+                    **_errors({404: READY_ERRORS[404], 422: ["model-signature-invalid"]}, v2=True),
                 },
                 description="A deprecated version is described too.",
                 parameters=params,
@@ -1824,7 +1807,7 @@ def _inference_paths() -> dict[str, Schema]:
                 f"Whether {what} can run on this node",
                 {
                     "200": _json(_ref("ModelReady"), "It can run here."),
-                    **_v2_errors(READY_ERRORS),
+                    **_errors(READY_ERRORS, v2=True),
                 },
                 parameters=params,
             )
@@ -1834,7 +1817,7 @@ def _inference_paths() -> dict[str, Schema]:
                 f"infer{ident}",
                 "inference",
                 f"Run {what}",
-                {"200": infer_ok, **_v2_errors(INFER_ERRORS, quoted=[402])},
+                {"200": infer_ok, **_errors(INFER_ERRORS, v2=True, quoted=[402])},
                 description=(
                     "Every check runs before anything is run or charged. A priced version is"
                     " run only with `parameters.payment` (a signed usage_fee.pay tx, or a"
