@@ -1394,10 +1394,10 @@ def _model_paths() -> dict[str, Schema]:
                     **_errors(
                         {
                             400: [BAD_BODY, *QUOTE_INPUT_ERRORS],
-                            404: ["model-unknown", "model-version-unknown"],
-                            410: ["model-version-deprecated"],
+                            404: READY_ERRORS[404],
+                            410: READY_ERRORS[410],
                             413: [TOO_LARGE, "infer-too-many-elements"],
-                            422: ["model-signature-invalid", "infer-unsupported-type"],
+                            422: [*READY_ERRORS[422], "infer-unsupported-type"],
                         }
                     ),
                 },
@@ -1636,6 +1636,14 @@ def _payment_paths() -> dict[str, Schema]:
 # --- /v2 -------------------------------------------------------------------------------------
 
 
+READY_ERRORS: dict[int, Sequence[str]] = {
+    404: ["model-unknown", "model-version-unknown"],
+    410: ["model-version-deprecated"],
+    422: ["model-signature-invalid"],
+    503: ["model-file-missing"],
+}
+"""Why a version cannot run here; an infer and a quote check these too."""
+
 QUOTE_INPUT_ERRORS = [
     "infer-bad-request",
     "infer-bad-input",
@@ -1650,21 +1658,11 @@ QUOTE_INPUT_ERRORS = [
     "infer-input-rejected",
     "request-id-invalid",
 ]
+"""What is wrong with an inference request's inputs; an infer checks these too."""
 
 INFER_ERRORS: dict[int, Sequence[str]] = {
     400: [
-        "infer-bad-request",
-        "infer-bad-input",
-        "infer-unknown-input",
-        "infer-missing-input",
-        "infer-duplicate-input",
-        "infer-bad-datatype",
-        "infer-bad-shape",
-        "infer-bad-data",
-        "infer-unknown-output",
-        "infer-unsupported-parameter",
-        "infer-input-rejected",
-        "request-id-invalid",
+        *QUOTE_INPUT_ERRORS,
         "payment-malformed",
         "payment-wrong-chain",
         "payment-wrong-contract",
@@ -1687,7 +1685,7 @@ INFER_ERRORS: dict[int, Sequence[str]] = {
         "voucher-too-low",
         "voucher-over-deposit",
     ],
-    404: ["model-unknown", "model-version-unknown"],
+    404: READY_ERRORS[404],
     409: [
         "payment-replayed",
         "payment-nonce-used",
@@ -1695,10 +1693,10 @@ INFER_ERRORS: dict[int, Sequence[str]] = {
         "payment-refused",
         "payment-not-settled",
     ],
-    410: ["model-version-deprecated"],
+    410: READY_ERRORS[410],
     413: ["infer-request-too-large", "infer-too-many-elements", TOO_LARGE],
     422: [
-        "model-signature-invalid",
+        *READY_ERRORS[422],
         "infer-unsupported-type",
         "infer-out-of-memory",
         "infer-timeout",
@@ -1711,14 +1709,7 @@ INFER_ERRORS: dict[int, Sequence[str]] = {
         "model-load-failed",
         "infer-worker-crashed",
     ],
-    503: ["model-file-missing", "infer-busy", "infer-unavailable", "market-store-failed"],
-}
-
-READY_ERRORS: dict[int, Sequence[str]] = {
-    404: ["model-unknown", "model-version-unknown"],
-    410: ["model-version-deprecated"],
-    422: ["model-signature-invalid"],
-    503: ["model-file-missing"],
+    503: [*READY_ERRORS[503], "infer-busy", "infer-unavailable", "market-store-failed"],
 }
 
 
@@ -1794,7 +1785,7 @@ def _inference_paths() -> dict[str, Schema]:
                 f"Inputs and outputs of {what}",
                 {
                     "200": _json(_ref("ModelMetadata"), "The model's metadata."),
-                    **_errors({404: READY_ERRORS[404], 422: ["model-signature-invalid"]}, v2=True),
+                    **_errors({404: READY_ERRORS[404], 422: READY_ERRORS[422]}, v2=True),
                 },
                 description="A deprecated version is described too.",
                 parameters=params,
