@@ -920,14 +920,21 @@ def _inference_schemas() -> dict[str, Schema]:
 # --- parameters and responses ----------------------------------------------------------------
 
 
-def _path(name: str, schema: Schema, description: str) -> Schema:
+def _path(name: str, description: str) -> Schema:
+    """A path parameter: a string segment, which the view parses (refusing a bad one)."""
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": schema,
+        "schema": {"type": "string"},
     }
+
+
+TXID_PATH = _path("txid", "The txid, 64 lowercase hex.")
+ACCOUNT_PATH = _path("account", "The account, 64 lowercase hex.")
+MODEL_NAME_PATH = _path("name", "The model's name.")
+VERSION_PATH = _path("version", "The version.")
 
 
 def _query(name: str, schema: Schema, description: str) -> Schema:
@@ -1031,10 +1038,8 @@ MODEL_REFUSALS = ("model-*",)
 def _chain_paths() -> dict[str, Schema]:
     block_ref = _path(
         "ref",
-        {"type": "string"},
         "A main-chain height (decimal) or a block hash (64 hex, any branch).",
     )
-    txid = _path("txid", {"type": "string"}, "The txid, 64 lowercase hex.")
     return {
         "/api/v1/chain": {
             "get": _op(
@@ -1140,7 +1145,7 @@ def _chain_paths() -> dict[str, Schema]:
                     "200": _json(_ref("TxDetail"), "The tx."),
                     **_errors({400: [QUERY], 404: ["tx-unknown"]}),
                 },
-                parameters=[txid],
+                parameters=[TXID_PATH],
             )
         },
         "/api/v1/accounts/{account}": {
@@ -1152,7 +1157,7 @@ def _chain_paths() -> dict[str, Schema]:
                     "200": _json(_ref("AccountInfo"), "The account (zero if never used)."),
                     **_errors({400: [QUERY]}),
                 },
-                parameters=[_path("account", {"type": "string"}, "The account, 64 lowercase hex.")],
+                parameters=[ACCOUNT_PATH],
             )
         },
         "/api/v1/mempool": {
@@ -1235,7 +1240,6 @@ def _chain_paths() -> dict[str, Schema]:
 
 
 def _model_paths() -> dict[str, Schema]:
-    name = _path("name", {"type": "string"}, "The model's name.")
     model_file = {
         "required": True,
         "description": "The ONNX file, alone.",
@@ -1366,7 +1370,7 @@ def _model_paths() -> dict[str, Schema]:
                     "200": _json(_ref("ModelDetail"), "The model."),
                     **_errors({404: ["catalog-unknown-model"]}),
                 },
-                parameters=[name],
+                parameters=[MODEL_NAME_PATH],
             )
         },
         "/api/v1/models/{name}/versions/{version}": {
@@ -1378,7 +1382,7 @@ def _model_paths() -> dict[str, Schema]:
                     "200": _json(_ref("ModelVersionDetail"), "The version."),
                     **_errors({404: ["catalog-unknown-model", "catalog-unknown-version"]}),
                 },
-                parameters=[name, _path("version", {"type": "string"}, "The version.")],
+                parameters=[MODEL_NAME_PATH, VERSION_PATH],
             )
         },
         "/api/v1/models/{name}/versions/{version}/quote": {
@@ -1406,7 +1410,7 @@ def _model_paths() -> dict[str, Schema]:
                     " chain, the request hash to sign, how to pay) with 200: a browser checks"
                     " its own request hash against it before it signs a payment."
                 ),
-                parameters=[name, _path("version", {"type": "string"}, "The version.")],
+                parameters=[MODEL_NAME_PATH, VERSION_PATH],
                 body=_json_body(_ref("InferRequest"), "The inference request to price."),
             )
         },
@@ -1442,9 +1446,7 @@ def _model_paths() -> dict[str, Schema]:
                         }
                     ),
                 },
-                parameters=[
-                    _path("sha256", {"type": "string"}, "The file's sha256, 64 lowercase hex.")
-                ],
+                parameters=[_path("sha256", "The file's sha256, 64 lowercase hex.")],
             )
         },
     }
@@ -1465,7 +1467,7 @@ def _audit_paths() -> dict[str, Schema]:
                     **_errors({400: [QUERY], 404: ["audit-unknown-model"]}),
                 },
                 parameters=[
-                    _path("name", {"type": "string"}, "The model's name."),
+                    MODEL_NAME_PATH,
                     _limit(20, "How many recent payments."),
                 ],
             )
@@ -1480,7 +1482,7 @@ def _audit_paths() -> dict[str, Schema]:
                     **_errors({400: [QUERY]}),
                 },
                 parameters=[
-                    _path("account", {"type": "string"}, "The account, 64 lowercase hex."),
+                    ACCOUNT_PATH,
                     _limit(20, "How many recent events."),
                 ],
             )
@@ -1494,7 +1496,7 @@ def _audit_paths() -> dict[str, Schema]:
                     "200": _json(_ref("TxAudit"), "The tx; a pending one has no events."),
                     **_errors({400: [QUERY], 404: ["tx-unknown"]}),
                 },
-                parameters=[_path("txid", {"type": "string"}, "The txid, 64 lowercase hex.")],
+                parameters=[TXID_PATH],
             )
         },
         "/api/v1/audit/events": {
@@ -1528,7 +1530,7 @@ def _audit_paths() -> dict[str, Schema]:
 
 
 def _payment_paths() -> dict[str, Schema]:
-    channel_id = _path("channel_id", {"type": "string"}, "The channel id: its open tx's txid.")
+    channel_id = _path("channel_id", "The channel id: its open tx's txid.")
     return {
         "/api/v1/channels": {
             "get": _op(
@@ -1598,7 +1600,7 @@ def _payment_paths() -> dict[str, Schema]:
                     "200": _json(_ref("StoredReceipt"), "The receipt."),
                     **_errors({404: ["receipt-unknown"]}),
                 },
-                parameters=[_path("receipt_id", {"type": "string"}, "The receipt's id.")],
+                parameters=[_path("receipt_id", "The receipt's id.")],
             )
         },
         "/api/v1/receipts/verify": {
@@ -1714,8 +1716,8 @@ INFER_ERRORS: dict[int, Sequence[str]] = {
 
 
 def _inference_paths() -> dict[str, Schema]:
-    name = _path("name", {"type": "string"}, "The registry's model name.")
-    version = _path("version", {"type": "string"}, "A registered version.")
+    name = _path("name", "The registry's model name.")
+    version = _path("version", "A registered version.")
     header_length = {
         "name": "Inference-Header-Content-Length",
         "in": "header",
