@@ -949,11 +949,21 @@ def _limit(default: int, description: str = "Page size.") -> Schema:
     )
 
 
-def _json(schema: Schema, description: str, headers: Schema | None = None) -> Schema:
-    response: Schema = {"description": description, "content": {JSON: {"schema": schema}}}
+def _content(media_type: str, schema: Schema, description: str, headers: Schema | None) -> Schema:
+    response: Schema = {"description": description, "content": {media_type: {"schema": schema}}}
     if headers:
         response["headers"] = headers
     return response
+
+
+def _json(schema: Schema, description: str, headers: Schema | None = None) -> Schema:
+    """A JSON response; with "required" beside it, a JSON request body."""
+    return _content(JSON, schema, description, headers)
+
+
+def _binary(description: str, headers: Schema | None = None) -> Schema:
+    """A response of raw bytes; with "required" beside it, a request body of raw bytes."""
+    return _content(OCTETS, BINARY, description, headers)
 
 
 def _code_schema(codes: Sequence[str]) -> Schema:
@@ -1021,7 +1031,7 @@ def _op(
 
 
 def _json_body(schema: Schema, description: str, *, required: bool = True) -> Schema:
-    return {"description": description, "required": required, "content": {JSON: {"schema": schema}}}
+    return {"required": required, **_json(schema, description)}
 
 
 TOO_LARGE = "request-too-large"
@@ -1085,11 +1095,7 @@ def _chain_paths() -> dict[str, Schema]:
                     " length and its canonical bytes. A block that breaks a rule is refused with"
                     " that rule's `block-*` code."
                 ),
-                body={
-                    "required": True,
-                    "description": "The block's bytes.",
-                    "content": {OCTETS: {"schema": BINARY}},
-                },
+                body={"required": True, **_binary("The block's bytes.")},
             ),
         },
         "/api/v1/blocks/{ref}": {
@@ -1110,10 +1116,7 @@ def _chain_paths() -> dict[str, Schema]:
                 "chain",
                 "A block's bytes (what POST /api/v1/blocks takes)",
                 {
-                    "200": {
-                        "description": "The block's bytes.",
-                        "content": {OCTETS: {"schema": BINARY}},
-                    },
+                    "200": _binary("The block's bytes."),
                     **_errors({404: ["block-unknown"]}),
                 },
                 parameters=[block_ref],
@@ -1420,12 +1423,12 @@ def _model_paths() -> dict[str, Schema]:
                 "models",
                 "A model file by its sha256",
                 {
-                    "200": {
-                        "description": (
+                    "200": _binary(
+                        (
                             "The file, just verified to hash to `sha256`; content-addressed, so"
                             " cacheable for a year."
                         ),
-                        "headers": {
+                        headers={
                             "Content-Disposition": {
                                 "description": "attachment; filename=<name>-<version>.onnx",
                                 "schema": {"type": "string"},
@@ -1436,8 +1439,7 @@ def _model_paths() -> dict[str, Schema]:
                                 "schema": _ref("Hash"),
                             },
                         },
-                        "content": {OCTETS: {"schema": BINARY}},
-                    },
+                    ),
                     **_errors(
                         {
                             400: [QUERY],
