@@ -3,6 +3,7 @@
 // the node's verifier as a cross-check).
 import { api, showError } from "./api.js";
 import { verifyReceiptBoth } from "./receipts.js";
+import { el } from "./dom.js";
 
 const form = document.getElementById("audit-form");
 const kindSelect = document.getElementById("audit-kind");
@@ -12,17 +13,6 @@ const result = document.getElementById("audit-result");
 const title = document.getElementById("audit-title");
 const summary = document.getElementById("audit-summary");
 const tables = document.getElementById("audit-tables");
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "text") node.textContent = value;
-    else if (key === "class") node.className = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child !== null && child !== undefined) node.append(child);
-  return node;
-}
 
 const short = (h) => (typeof h === "string" && h.length > 16 ? `${h.slice(0, 12)}…` : String(h));
 const accountLink = (a) => el("a", { href: `/audit?account=${a}`, title: a, text: short(a) });

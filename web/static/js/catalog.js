@@ -1,23 +1,13 @@
 // The catalog page: refresh the cards from GET /api/v1/models as the filters change.
 // The server rendered the first page; this keeps the URL in step so a reload shows the same.
 import { api, showError } from "./api.js";
+import { el } from "./dom.js";
 
 const form = document.getElementById("catalog-form");
 const cards = document.getElementById("catalog-cards");
 const count = document.getElementById("catalog-count");
 const errorBox = document.getElementById("catalog-error");
 const pageSize = Number(cards.dataset.pageSize || "24");
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child) node.append(child);
-  return node;
-}
 
 function card(v) {
   const link = el("a", { href: `/models/${encodeURIComponent(v.name)}/${encodeURIComponent(v.version)}`, text: v.name });

@@ -10,6 +10,7 @@ import { ApiError, api, showError } from "./api.js";
 import { canonicalBytes, concatBytes, hex, sha256, unhex, utf8 } from "./canonical.js";
 import { imageLayout, imageToTensor } from "./imagepicker.js";
 import { verifyReceiptBoth } from "./receipts.js";
+import { el } from "./dom.js";
 import {
   currentAccount, isUnlocked, signTx, signVoucher, submitTx, unlock, waitForConfirmations,
 } from "./wallet.js";
@@ -172,17 +173,6 @@ function sampleValue(elemType, shape) {
 function describeShape(shape) {
   if (shape === null) return "any shape";
   return `[${shape.map((d) => (d === null ? "?" : d)).join(", ")}]`;
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child) node.append(child);
-  return node;
 }
 
 /** One field per input: a JSON text area, plus an image picker for image-shaped inputs. */

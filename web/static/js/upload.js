@@ -5,6 +5,7 @@
 import { ApiError, api, errorText, showError } from "./api.js";
 import { hex, sha256 } from "./canonical.js";
 import { currentAccount, isUnlocked, signTx, unlock, waitForConfirmations } from "./wallet.js";
+import { el } from "./dom.js";
 
 const NAME = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
 const VERSION = /^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$/;
@@ -28,16 +29,6 @@ let checked = null; // {file, sha256, dryRun} of the file the dry run accepted
 
 function say(text) {
   statusBox.textContent = text;
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child) node.append(child);
-  return node;
 }
 
 export function describeType(t) {
