@@ -10,52 +10,28 @@ import struct
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from onnx_factories import ELEMENT_TYPES, ML_DOMAIN, tensor_info
+from onnx_factories import (
+    ELEMENT_TYPES,
+    all_dtypes_model,
+    dict_vectorizer_model,
+    identity_model,
+    make_model,
+    sequence_model,
+    tensor_info,
+    zipmap_classifier_model,
+)
 
 from modelchain.models_store import ModelStore, ValidationLimits
 from modelchain.models_store.errors import MIB
 from modelchain.models_store.sandbox import inspect_model
 from modelchain.models_store.signature import ModelSignature
 
-DEFAULT_OPSET = 21
-DEFAULT_IR_VERSION = 10
 IDENTITY_ELEMENT_TYPES = ELEMENT_TYPES
-
-
-def make_model(
-    nodes: Sequence[onnx.NodeProto],
-    inputs: Sequence[onnx.ValueInfoProto],
-    outputs: Sequence[onnx.ValueInfoProto],
-    *,
-    initializers: Sequence[onnx.TensorProto] = (),
-    opset: int = DEFAULT_OPSET,
-    extra_opsets: dict[str, int] | None = None,
-    ir_version: int = DEFAULT_IR_VERSION,
-    functions: Sequence[onnx.FunctionProto] = (),
-    producer_name: str = "modelchain-tests",
-    producer_version: str = "1",
-) -> onnx.ModelProto:
-    """A model of one graph; defaults to ai.onnx opset 21 and IR 10, which ORT 1.32 runs."""
-    graph = helper.make_graph(
-        list(nodes), "test-graph", list(inputs), list(outputs), initializer=list(initializers)
-    )
-    opsets = [helper.make_opsetid("", opset)]
-    opsets += [helper.make_opsetid(d, v) for d, v in (extra_opsets or {}).items()]
-    model = helper.make_model(
-        graph,
-        opset_imports=opsets,
-        ir_version=ir_version,
-        functions=list(functions),
-        producer_name=producer_name,
-    )
-    model.producer_version = producer_version
-    return model
 
 
 def relu_model(shape: Sequence[int | str | None] = ("batch", 3)) -> onnx.ModelProto:
@@ -63,115 +39,6 @@ def relu_model(shape: Sequence[int | str | None] = ("batch", 3)) -> onnx.ModelPr
         [helper.make_node("Relu", ["x"], ["y"])],
         [tensor_info("x", TensorProto.FLOAT, shape)],
         [tensor_info("y", TensorProto.FLOAT, shape)],
-    )
-
-
-def identity_model(elem_type: int, shape: Sequence[int | str | None] = ("n", 2)) -> onnx.ModelProto:
-    return make_model(
-        [helper.make_node("Identity", ["x"], ["y"])],
-        [tensor_info("x", elem_type, shape)],
-        [tensor_info("y", elem_type, shape)],
-    )
-
-
-def all_dtypes_model(names: Sequence[str] = tuple(IDENTITY_ELEMENT_TYPES)) -> onnx.ModelProto:
-    """One Identity per element type named: as many inputs and outputs as types."""
-    nodes, inputs, outputs = [], [], []
-    for name in names:
-        elem = IDENTITY_ELEMENT_TYPES[name]
-        nodes.append(helper.make_node("Identity", [f"in_{name}"], [f"out_{name}"]))
-        inputs.append(tensor_info(f"in_{name}", elem, ["batch", 2]))
-        outputs.append(tensor_info(f"out_{name}", elem, ["batch", 2]))
-    return make_model(nodes, inputs, outputs)
-
-
-def classifier_zipmap_model(string_labels: bool = False) -> onnx.ModelProto:
-    """A LinearClassifier over 3 features whose probabilities go through ZipMap
-    (ai.onnx.ml), as scikit-learn exports classifiers: outputs a label tensor and a
-    sequence of maps from class to probability."""
-    key_type = TensorProto.STRING if string_labels else TensorProto.INT64
-    labels: dict[str, Any] = (
-        {"classlabels_strings": ["cat", "dog"]} if string_labels else {"classlabels_ints": [0, 1]}
-    )
-    zip_labels: dict[str, Any] = (
-        {"classlabels_strings": ["cat", "dog"]} if string_labels else {"classlabels_int64s": [0, 1]}
-    )
-    probabilities = helper.make_value_info(
-        "probabilities",
-        helper.make_sequence_type_proto(
-            helper.make_map_type_proto(
-                key_type, helper.make_tensor_type_proto(TensorProto.FLOAT, [])
-            )
-        ),
-    )
-    nodes = [
-        helper.make_node(
-            "LinearClassifier",
-            ["features"],
-            ["label", "scores"],
-            domain=ML_DOMAIN,
-            coefficients=[0.5, -0.25, 1.0, -0.5, 0.25, -1.0],
-            intercepts=[0.0, 0.125],
-            post_transform="SOFTMAX",
-            **labels,
-        ),
-        helper.make_node("ZipMap", ["scores"], ["probabilities"], domain=ML_DOMAIN, **zip_labels),
-    ]
-    return make_model(
-        nodes,
-        [tensor_info("features", TensorProto.FLOAT, ["N", 3])],
-        [tensor_info("label", key_type, ["N"]), probabilities],
-        opset=17,
-        extra_opsets={ML_DOMAIN: 3},
-        ir_version=8,
-    )
-
-
-def dict_vectorizer_model() -> onnx.ModelProto:
-    """A map(string -> float) input turned into a 1x3 tensor (ai.onnx.ml DictVectorizer)."""
-    features = helper.make_value_info(
-        "features",
-        helper.make_map_type_proto(
-            TensorProto.STRING, helper.make_tensor_type_proto(TensorProto.FLOAT, [])
-        ),
-    )
-    return make_model(
-        [
-            helper.make_node(
-                "DictVectorizer",
-                ["features"],
-                ["vector"],
-                domain=ML_DOMAIN,
-                string_vocabulary=["a", "b", "c"],
-            )
-        ],
-        [features],
-        [tensor_info("vector", TensorProto.FLOAT, [1, 3])],
-        opset=17,
-        extra_opsets={ML_DOMAIN: 3},
-        ir_version=8,
-    )
-
-
-def sequence_and_optional_model() -> onnx.ModelProto:
-    """Outputs a sequence of two tensors and an optional tensor."""
-    return make_model(
-        [
-            helper.make_node("SequenceConstruct", ["a", "a"], ["pair"]),
-            helper.make_node("Optional", ["a"], ["maybe"]),
-        ],
-        [tensor_info("a", TensorProto.FLOAT, ["n"])],
-        [
-            helper.make_tensor_sequence_value_info("pair", TensorProto.FLOAT, ["n"]),
-            helper.make_value_info(
-                "maybe",
-                helper.make_optional_type_proto(
-                    helper.make_tensor_type_proto(TensorProto.FLOAT, ["n"])
-                ),
-            ),
-        ],
-        opset=18,
-        ir_version=8,
     )
 
 
@@ -301,16 +168,16 @@ BAD_MODELS: dict[str, tuple[Callable[[], bytes], str]] = {
 
 
 class Models:
-    """The model builders above, handed to tests by the `models` fixture."""
+    """The model builders above and in onnx_factories, handed to tests by the `models` fixture."""
 
     make = staticmethod(make_model)
     tensor_info = staticmethod(tensor_info)
     relu = staticmethod(relu_model)
     identity = staticmethod(identity_model)
     all_dtypes = staticmethod(all_dtypes_model)
-    classifier_zipmap = staticmethod(classifier_zipmap_model)
+    classifier_zipmap = staticmethod(zipmap_classifier_model)
     dict_vectorizer = staticmethod(dict_vectorizer_model)
-    sequence_and_optional = staticmethod(sequence_and_optional_model)
+    sequence_and_optional = staticmethod(sequence_model)
     weighted = staticmethod(weighted_model)
     external_data = staticmethod(external_data_model)
     matmul_bomb = staticmethod(matmul_bomb_model)
