@@ -7,7 +7,7 @@ Imported by conftest fixtures and by tests that need them outside fixtures
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -133,6 +133,17 @@ def replay_chain(
         )
         state.apply_changes(overlay.changes)
     return state
+
+
+def branch_of(blocks_by_hash: Mapping[str, Block], block_hash: str) -> list[Block]:
+    """The blocks from height 1 up to `block_hash`, following prev_hash through
+    `blocks_by_hash` (the blocks a test made; genesis is not among them)."""
+    chain: list[Block] = []
+    while block_hash in blocks_by_hash:
+        block = blocks_by_hash[block_hash]
+        chain.append(block)
+        block_hash = block.header.prev_hash
+    return chain[::-1]
 
 
 def main_chain(node: ChainNode) -> list[Block]:

@@ -14,7 +14,15 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from factories import FakeClock, funded_params, key_for, make_block, open_node, replay_chain
+from factories import (
+    FakeClock,
+    branch_of,
+    funded_params,
+    key_for,
+    make_block,
+    open_node,
+    replay_chain,
+)
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
@@ -45,12 +53,7 @@ class ReorgMachine(RuleBasedStateMachine):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def branch(self, block_hash: str) -> list[Block]:
-        chain: list[Block] = []
-        while block_hash in self.by_hash:
-            block = self.by_hash[block_hash]
-            chain.append(block)
-            block_hash = block.header.prev_hash
-        return chain[::-1]
+        return branch_of(self.by_hash, block_hash)
 
     @initialize(target=blocks)
     def genesis(self) -> str:

@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 from factories import (
     FakeClock,
+    branch_of,
     key_for,
     make_block,
     open_node,
@@ -171,12 +172,7 @@ class ContractReorgMachine(RuleBasedStateMachine):
 
     def branch(self, block_hash: str) -> list[Block]:
         """The blocks from height 1 up to `block_hash`, as this machine made them."""
-        chain: list[Block] = []
-        while block_hash in self.by_hash:
-            block = self.by_hash[block_hash]
-            chain.append(block)
-            block_hash = block.header.prev_hash
-        return chain[::-1]
+        return branch_of(self.by_hash, block_hash)
 
     def state_at(self, block_hash: str) -> MemoryState:
         """The state after `block_hash` on its branch (shared: wrap it, never change it)."""
