@@ -20,10 +20,8 @@ from hypothesis import strategies as st
 from modelchain.chain.block import Block
 from modelchain.chain.contract import ContractError
 from modelchain.chain.errors import InvalidBlock
-from modelchain.chain.execute import BlockOutcome, apply_block_txs
 from modelchain.chain.params import block_subsidy
 from modelchain.chain.pow import compute_work
-from modelchain.chain.state import StateOverlay
 from modelchain.chain.store import InjectedFailure
 from modelchain.chain.tx import Tx, make_tx
 
@@ -90,21 +88,6 @@ def without(tables: dict[str, list], *names: str) -> dict[str, list]:
     return {name: rows for name, rows in tables.items() if name not in names}
 
 
-def execute_block(node, block: Block) -> tuple[StateOverlay, BlockOutcome]:
-    """What connecting `block` on the node's tip writes (computed, not written)."""
-    overlay = StateOverlay(node.store)
-    outcome = apply_block_txs(
-        overlay,
-        block.txs,
-        height=block.height,
-        timestamp=block.header.timestamp,
-        miner=block.header.miner,
-        params=node.params,
-        contracts=node.contracts,
-    )
-    return overlay, outcome
-
-
 @pytest.fixture
 def kv_node(tmp_path: Path, chain_params, clock):
     chain = open_node(tmp_path, chain_params, clock, verify_threads=1, contracts=CONTRACTS)
@@ -135,7 +118,7 @@ def test_account_reads_never_keep_a_value_from_an_unfinished_write(kv_node) -> N
     alice = key_for("alice").account
     before = store.read_account(alice)  # now cached
     block = busy_block(kv_node)
-    overlay, outcome = execute_block(kv_node, block)
+    overlay, outcome = kv_node._execute(block)
     with pytest.raises(InjectedFailure):
         store.connect_block(block, overlay.changes, outcome.receipts, fail_after="state")
     assert store.read_account(alice) == before
@@ -154,7 +137,7 @@ def test_account_reads_never_keep_a_value_from_an_unfinished_write(kv_node) -> N
 def test_block_write_failing_halfway_changes_nothing(kv_node, step) -> None:
     node = kv_node
     block = busy_block(node)
-    overlay, outcome = execute_block(node, block)
+    overlay, outcome = node._execute(block)
     before = dump(node.store)
     with pytest.raises(InjectedFailure):
         node.store.connect_block(block, overlay.changes, outcome.receipts, fail_after=step)
@@ -173,7 +156,7 @@ def test_block_write_failing_halfway_leaves_it_after_a_restart_too(
 ) -> None:
     node = open_node(tmp_path, chain_params, clock, verify_threads=1, contracts=CONTRACTS)
     block = busy_block(node)
-    overlay, outcome = execute_block(node, block)
+    overlay, outcome = node._execute(block)
     before = without(dump(node.store), "blocks")
     with pytest.raises(InjectedFailure):
         node.store.connect_block(block, overlay.changes, outcome.receipts, fail_after="receipts")
@@ -193,7 +176,7 @@ def test_block_write_failing_halfway_leaves_it_after_a_restart_too(
 def test_disconnect_restores_every_table_and_reconnect_redoes_it(kv_node) -> None:
     node = kv_node
     block = busy_block(node)
-    overlay, outcome = execute_block(node, block)
+    overlay, outcome = node._execute(block)
     before = dump(node.store)
     node.store.connect_block(block, overlay.changes, outcome.receipts)
     connected = dump(node.store)
@@ -249,7 +232,7 @@ def test_disconnect_then_reconnect_restores_the_exact_state(first, second) -> No
         # the first block makes state for the second one to overwrite and delete
         node.submit_block(make_block(node, txs=ops_to_txs(first, node)))
         block = make_block(node, txs=ops_to_txs(second, node))
-        overlay, outcome = execute_block(node, block)
+        overlay, outcome = node._execute(block)
         before = node.store.snapshot()
         node.store.connect_block(block, overlay.changes, outcome.receipts)
         after = node.store.snapshot()

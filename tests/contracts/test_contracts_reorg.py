@@ -34,6 +34,7 @@ import pytest
 from factories import (
     FakeClock,
     branch_of,
+    execute_block,
     key_for,
     make_block,
     open_node,
@@ -54,7 +55,7 @@ from hypothesis.stateful import (
 from modelchain.chain.block import Block
 from modelchain.chain.contract import CallContext, escrow_account_of
 from modelchain.chain.errors import InvalidBlock, InvalidTransaction, ModelchainError
-from modelchain.chain.execute import STATUS_FAILED, STATUS_OK, Receipt, apply_block_txs, apply_tx
+from modelchain.chain.execute import STATUS_FAILED, STATUS_OK, Receipt, apply_tx
 from modelchain.chain.mempool import MempoolPolicy
 from modelchain.chain.node import ChainNode, TipChange
 from modelchain.chain.params import block_subsidy, regtest_params
@@ -428,16 +429,7 @@ class ContractReorgMachine(RuleBasedStateMachine):
         state gives, and the channels it opens."""
         if parent_state is None:
             parent_state = self.state_at(block.header.prev_hash)
-        overlay = StateOverlay(parent_state)
-        outcome = apply_block_txs(
-            overlay,
-            block.txs,
-            height=block.height,
-            timestamp=block.header.timestamp,
-            miner=block.header.miner,
-            params=self.params,
-            contracts=default_contracts(),
-        )
+        overlay, outcome = execute_block(parent_state, block, self.params, default_contracts())
         self.receipts[block.hash] = outcome.receipts
         state = MemoryState()
         state.accounts = dict(parent_state.accounts)
