@@ -573,15 +573,19 @@ class ChainStore:
 
     def events_for_tx(self, txid: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
-            "SELECT id, block_hash, height, tx_idx, ev_idx, contract, type, data FROM events"
-            " WHERE txid = ? ORDER BY height, tx_idx, ev_idx",
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE txid = ? ORDER BY height, tx_idx, ev_idx",
             [txid],
         ).fetchall()
-        return [_event_row(txid, row) for row in rows]
+        return [event_record(row) for row in rows]
 
 
-def _event_row(txid: str, row: Sequence[Any]) -> dict[str, Any]:
-    event_id, block_hash, height, tx_idx, ev_idx, contract, type_, data = row
+EVENT_COLUMNS = "id, block_hash, height, txid, tx_idx, ev_idx, contract, type, data"
+"""The events table's columns in the order `event_record` reads them."""
+
+
+def event_record(row: Sequence[Any]) -> dict[str, Any]:
+    """An events row (EVENT_COLUMNS) as the JSON the APIs answer with."""
+    event_id, block_hash, height, txid, tx_idx, ev_idx, contract, type_, data = row
     return {
         "id": event_id,
         "block_hash": block_hash,

@@ -8,7 +8,6 @@ left the main chain is refused instead of silently skipping events.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 from modelchain.chain.errors import ModelchainError
 from modelchain.chain.keys import is_account
 from modelchain.chain.node import ChainNode
+from modelchain.chain.store import event_record
 from modelchain.chain.tx import REWARD_CONTRACT
 from modelchain.contracts import registry
 from modelchain.contracts.channel import get_channel
@@ -77,19 +77,8 @@ def event_cursor(event: dict[str, Any]) -> str:
 
 
 def _event_json(tip_height: int, row: Sequence[Any]) -> dict[str, Any]:
-    event_id, block_hash, height, txid, tx_idx, ev_idx, contract, type_, data = row
-    event = {
-        "id": event_id,
-        "block_hash": block_hash,
-        "height": height,
-        "confirmations": tip_height - height + 1,  # events exist for main-chain blocks only
-        "txid": txid,
-        "tx_index": tx_idx,
-        "event_index": ev_idx,
-        "contract": contract,
-        "type": type_,
-        "data": json.loads(data),
-    }
+    event = event_record(row)
+    event["confirmations"] = tip_height - event["height"] + 1  # main-chain blocks' events only
     event["cursor"] = event_cursor(event)
     return event
 
