@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +51,26 @@ DEPOSIT = 20 * PRICE
 
 
 @pytest.fixture
-def market(tmp_path: Path) -> Iterator[Market]:
-    market = Market(tmp_path / "node")
-    market.register_models()
-    market.fund(PAYER.account, market.node.account)
-    yield market
-    market.close()
+def open_market(tmp_path: Path) -> Iterator[Callable[..., Market]]:
+    """Opens the test's Market (with `policy`, if given): models registered, payer and node
+    funded; each one opened is closed at teardown."""
+    opened: list[Market] = []
+
+    def open_(policy: ClaimPolicy | None = None) -> Market:
+        market = Market(tmp_path / "node", policy)
+        opened.append(market)
+        market.register_models()
+        market.fund(PAYER.account, market.node.account)
+        return market
+
+    yield open_
+    for market in opened:
+        market.close()
+
+
+@pytest.fixture
+def market(open_market: Callable[..., Market]) -> Market:
+    return open_market()
 
 
 def open_channel(
@@ -237,12 +251,12 @@ def test_failed_run_does_not_count_the_voucher(market: Market) -> None:
     assert market.payments.book.amount(channel) == 2 * PRICE
 
 
-def test_accepted_vouchers_survive_a_crash(tmp_path: Path) -> None:
+def test_accepted_vouchers_survive_a_crash(
+    tmp_path: Path, open_market: Callable[..., Market]
+) -> None:
     """Answered vouchers are on disk: a node opened on the data dir of one that never
     shut down (its writer and connections still open, as after a kill) knows them."""
-    market = Market(tmp_path / "node")
-    market.register_models()
-    market.fund(PAYER.account, market.node.account)
+    market = open_market()
     channel = open_channel(market)
     for calls in range(1, 6):
         pay(market, channel, calls * PRICE, f"call-{calls}")
@@ -260,7 +274,6 @@ def test_accepted_vouchers_survive_a_crash(tmp_path: Path) -> None:
         assert len(reopened.payments.receipt_ids(channel=channel)) == 5
     finally:
         reopened.close()
-        market.close()
 
 
 @settings(max_examples=60, deadline=None)
@@ -314,33 +327,30 @@ def test_claim_reason_rules() -> None:
     assert compute_claim_reason(1, 0, 1, 100, 100, policy) is None  # too late to be mined
 
 
-def test_claim_loop_claims_once_unclaimed_passes_the_threshold(tmp_path: Path) -> None:
-    market = Market(tmp_path / "node", ClaimPolicy(threshold_calls=3))
-    try:
-        market.register_models()
-        market.fund(PAYER.account, market.node.account)
-        channel = open_channel(market)
-        pay(market, channel, PRICE, "1")
-        pay(market, channel, 2 * PRICE, "2")
-        assert market.payments.claims.run_once() == []
-        pay(market, channel, 3 * PRICE, "3")
-        claims = market.payments.claims.run_once()
-        assert [tx.args["amount"] for tx in claims] == [3 * PRICE]
-        assert market.payments.claims.run_once() == []  # pending: not sent twice
-        status = market.payments.channel_status(channel)
-        assert status["claim_pending"] == {"txid": claims[0].txid, "amount": 3 * PRICE}
-        owner_before = market.node.chain.balance(OWNER.account)
-        market.mine()
-        info = get_channel(market.node.store, channel)
-        assert info is not None and info.claimed == 3 * PRICE
-        [event] = claimed_events(market)
-        assert event["paid"] == 3 * PRICE
-        owner_share = 3 * PRICE - 3 * PRICE * 1_000 // 10_000
-        assert market.node.chain.balance(OWNER.account) == owner_before + owner_share
-        assert market.payments.claims.run_once() == []
-        assert market.payments.channel_status(channel)["unclaimed"] == 0
-    finally:
-        market.close()
+def test_claim_loop_claims_once_unclaimed_passes_the_threshold(
+    open_market: Callable[..., Market],
+) -> None:
+    market = open_market(ClaimPolicy(threshold_calls=3))
+    channel = open_channel(market)
+    pay(market, channel, PRICE, "1")
+    pay(market, channel, 2 * PRICE, "2")
+    assert market.payments.claims.run_once() == []
+    pay(market, channel, 3 * PRICE, "3")
+    claims = market.payments.claims.run_once()
+    assert [tx.args["amount"] for tx in claims] == [3 * PRICE]
+    assert market.payments.claims.run_once() == []  # pending: not sent twice
+    status = market.payments.channel_status(channel)
+    assert status["claim_pending"] == {"txid": claims[0].txid, "amount": 3 * PRICE}
+    owner_before = market.node.chain.balance(OWNER.account)
+    market.mine()
+    info = get_channel(market.node.store, channel)
+    assert info is not None and info.claimed == 3 * PRICE
+    [event] = claimed_events(market)
+    assert event["paid"] == 3 * PRICE
+    owner_share = 3 * PRICE - 3 * PRICE * 1_000 // 10_000
+    assert market.node.chain.balance(OWNER.account) == owner_before + owner_share
+    assert market.payments.claims.run_once() == []
+    assert market.payments.channel_status(channel)["unclaimed"] == 0
 
 
 def test_claim_loop_claims_before_expiry_with_the_margin(market: Market) -> None:
@@ -412,46 +422,38 @@ def test_node_without_funds_for_the_fee_claims_once_funded(tmp_path: Path) -> No
         market.close()
 
 
-def test_claim_loop_gives_a_channel_up_after_three_failed_claims(tmp_path: Path) -> None:
-    market = Market(tmp_path / "node", ClaimPolicy(threshold_calls=1))
-    try:
-        market.register_models()
-        market.fund(PAYER.account, market.node.account)
-        channel = open_channel(market)
-        # a voucher the chain refuses (never accepted by the payments path: injected)
-        bad = VoucherRow(
-            channel,
-            PRICE,
-            voucher(market, channel, PRICE, STRANGER)["sig"],
-            PAYER.account,
-            MODEL,
-            VERSION,
-        )
-        market.payments.book._rows[channel] = bad
-        for _ in range(3):
-            [claim] = market.payments.claims.run_once()
-            market.mine()
-            assert market.node.store.receipt_row(claim.txid)["status"] != "ok"
-        assert market.payments.claims.run_once() == []
-    finally:
-        market.close()
+def test_claim_loop_gives_a_channel_up_after_three_failed_claims(
+    open_market: Callable[..., Market],
+) -> None:
+    market = open_market(ClaimPolicy(threshold_calls=1))
+    channel = open_channel(market)
+    # a voucher the chain refuses (never accepted by the payments path: injected)
+    bad = VoucherRow(
+        channel,
+        PRICE,
+        voucher(market, channel, PRICE, STRANGER)["sig"],
+        PAYER.account,
+        MODEL,
+        VERSION,
+    )
+    market.payments.book._rows[channel] = bad
+    for _ in range(3):
+        [claim] = market.payments.claims.run_once()
+        market.mine()
+        assert market.node.store.receipt_row(claim.txid)["status"] != "ok"
+    assert market.payments.claims.run_once() == []
 
 
-def test_claim_loop_thread_claims_when_a_block_arrives(tmp_path: Path) -> None:
-    market = Market(tmp_path / "node", ClaimPolicy(threshold_calls=1, poll_seconds=60))
-    try:
-        market.register_models()
-        market.fund(PAYER.account, market.node.account)
-        channel = open_channel(market)
-        market.node.start()
-        pay(market, channel, PRICE)
-        market.mine()  # the tip change wakes the loop
-        deadline = time.monotonic() + 10
-        while market.payments.channel_status(channel)["claim_pending"] is None:
-            assert time.monotonic() < deadline, "the claim loop did not claim after a block"
-            time.sleep(0.01)
-    finally:
-        market.close()
+def test_claim_loop_thread_claims_when_a_block_arrives(open_market: Callable[..., Market]) -> None:
+    market = open_market(ClaimPolicy(threshold_calls=1, poll_seconds=60))
+    channel = open_channel(market)
+    market.node.start()
+    pay(market, channel, PRICE)
+    market.mine()  # the tip change wakes the loop
+    deadline = time.monotonic() + 10
+    while market.payments.channel_status(channel)["claim_pending"] is None:
+        assert time.monotonic() < deadline, "the claim loop did not claim after a block"
+        time.sleep(0.01)
 
 
 def test_claim_now_claims_a_channel_that_is_not_due(market: Market) -> None:
