@@ -34,6 +34,8 @@ ADDMUL_INPUTS = [
     {"name": "a", "datatype": "FP32", "shape": [2, 3], "data": [[1, 2, 3], [4, 5, 6]]},
     {"name": "b", "datatype": "FP32", "shape": [3], "data": [10, 20, 30]},
 ]
+SLOW_INPUTS = [{"name": "size", "datatype": "INT64", "shape": [2], "data": [6000, 6000]}]
+"""slow@1 on these runs for a minute or more: a call that outlasts any limit a test sets."""
 
 
 @pytest.fixture
@@ -408,11 +410,7 @@ def test_a_call_past_the_time_limit_fails_and_the_node_serves_on(
     service = make_service(inference_workers=1, inference_seconds=0.5)
     service.run(prepare(service, versions["addmul@1"], ADDMUL_INPUTS))  # the worker is up
     (pid,) = service.worker_pids()
-    slow = prepare(
-        service,
-        versions["slow@1"],
-        [{"name": "size", "datatype": "INT64", "shape": [2], "data": [6000, 6000]}],
-    )
+    slow = prepare(service, versions["slow@1"], SLOW_INPUTS)
     raises_code("infer-timeout", service.run, slow)
     wait_until(lambda: not _alive(pid), what="the timed-out worker to be gone")
     assert (
@@ -428,11 +426,7 @@ def test_a_worker_killed_mid_call_fails_that_call_and_is_replaced(
     service = make_service(inference_workers=1, max_concurrent_inferences=1, queue_seconds=0)
     service.run(prepare(service, versions["addmul@1"], ADDMUL_INPUTS))  # the worker is up
     (pid,) = service.worker_pids()
-    slow = prepare(
-        service,
-        versions["slow@1"],
-        [{"name": "size", "datatype": "INT64", "shape": [2], "data": [6000, 6000]}],
-    )
+    slow = prepare(service, versions["slow@1"], SLOW_INPUTS)
     errors: list[InferenceError] = []
     thread = threading.Thread(target=_run_catching, args=(service, slow, errors))
     thread.start()
