@@ -154,6 +154,15 @@ def branch_of(blocks_by_hash: Mapping[str, Block], block_hash: str) -> list[Bloc
     return chain[::-1]
 
 
+def coins_issued(blocks: Sequence[Block]) -> int:
+    """The coins `blocks` created: each reward less the fees it collects (which only move)."""
+    issued = 0
+    for block in blocks:
+        fees = sum(tx.fee for tx in block.txs[1:])
+        issued += block.txs[0].args["amount"] - fees
+    return issued
+
+
 def main_chain(node: ChainNode) -> list[Block]:
     """The node's blocks from height 1 to its tip."""
     blocks = []

@@ -17,6 +17,7 @@ import pytest
 from factories import (
     FakeClock,
     branch_of,
+    coins_issued,
     funded_params,
     key_for,
     make_block,
@@ -143,10 +144,7 @@ class ReorgMachine(RuleBasedStateMachine):
 
     @invariant()
     def money_is_conserved(self) -> None:
-        issued = 0
-        for block in self.branch(self.node.tip.hash):
-            fees = sum(tx.fee for tx in block.txs[1:])
-            issued += block.txs[0].args["amount"] - fees
+        issued = coins_issued(self.branch(self.node.tip.hash))
         total = sum(balance for _, balance, _ in self.node.store.iter_accounts())
         assert total == self.params.genesis_supply + issued
 

@@ -34,6 +34,7 @@ import pytest
 from factories import (
     FakeClock,
     branch_of,
+    coins_issued,
     execute_block,
     key_for,
     make_block,
@@ -731,10 +732,7 @@ class ContractReorgMachine(RuleBasedStateMachine):
 
     @invariant()
     def money_is_conserved(self):
-        issued = 0
-        for block in self.branch(self.node.tip.hash):
-            fees = sum(tx.fee for tx in block.txs[1:])
-            issued += block.txs[0].args["amount"] - fees
+        issued = coins_issued(self.branch(self.node.tip.hash))
         total = sum(balance for _, balance, _ in self.node.store.iter_accounts())
         assert total == self.params.genesis_supply + issued
 
