@@ -24,6 +24,7 @@ from modelchain.chain.keystore import Wallets, encrypt_key, load_keystore, save_
 from modelchain.chain.peers import MAX_PEERS, PeerBadUrl, normalize_peer_url
 from modelchain.market.client import NodeClient, NodeError
 from modelchain.market.config import NETWORKS, NodeConfig, dev_wallet
+from modelchain.market.marketdb import DEFAULT_SYNC_MS
 
 HOME_ENV = "MODELCHAIN_HOME"
 PASSPHRASE_ENV = "MODELCHAIN_PASSPHRASE"
@@ -167,6 +168,17 @@ def _run_node(obj: CliContext, config: NodeConfig, on_ready: Callable[..., None]
     obj.serve(config, ready=on_ready)
 
 
+receipt_sync_option = click.option(
+    "--receipt-sync-ms",
+    type=click.IntRange(min=0, max=60_000),
+    default=DEFAULT_SYNC_MS,
+    show_default=True,
+    help="fsync the receipt log this often (what a power cut may lose); 0 = before "
+    "every paid answer.",
+)
+"""`up` and `node start`: see market/marketdb.py and docs/payments.md#by-channel."""
+
+
 @cli.command()
 @click.option("--data", type=click.Path(path_type=Path), help="Data directory.")
 @click.option("--port", type=int, default=DEFAULT_PORT, show_default=True, help="0 picks one.")
@@ -174,6 +186,7 @@ def _run_node(obj: CliContext, config: NodeConfig, on_ready: Callable[..., None]
 @click.option("--mine/--no-mine", default=True, show_default=True)
 @click.option("--workers", type=int, help="Mining processes (default: one per core).")
 @click.option("--peer", "peers", multiple=True, help="URL of a peer dev node (repeatable).")
+@receipt_sync_option
 @pass_ctx
 def up(
     obj: CliContext,
@@ -183,6 +196,7 @@ def up(
     mine: bool,
     workers: int | None,
     peers: tuple[str, ...],
+    receipt_sync_ms: int,
 ):
     """Start a local dev node: dev chain, funded dev wallet, web UI and APIs.
 
@@ -200,6 +214,7 @@ def up(
         mine=mine,
         miner_workers=workers,
         peers=peers,
+        receipt_sync_ms=receipt_sync_ms,
     )
 
     def ready(node: Any, url: str) -> None:
@@ -243,6 +258,7 @@ def node() -> None:
 @click.option("--peer", "peers", multiple=True, help="URL of a peer node (repeatable).")
 @click.option("--mine/--no-mine", default=False, show_default=True)
 @click.option("--workers", type=int, help="Mining processes (default: one per core).")
+@receipt_sync_option
 @pass_ctx
 def node_start(
     obj: CliContext,
@@ -253,6 +269,7 @@ def node_start(
     peers: tuple[str, ...],
     mine: bool,
     workers: int | None,
+    receipt_sync_ms: int,
 ) -> None:
     """Start a node on a data directory; `--peer` syncs and gossips with other nodes.
 
@@ -266,6 +283,7 @@ def node_start(
         mine=mine,
         miner_workers=workers,
         peers=peers,
+        receipt_sync_ms=receipt_sync_ms,
     )
 
     def ready(node: Any, url: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from modelchain.chain.keys import KeyPair
 from modelchain.chain.params import ChainParams, dev_params, regtest_params
+from modelchain.market.marketdb import DEFAULT_SYNC_MS
 
 DEV_WALLET_SEED = hashlib.sha256(b"modelchain dev wallet 0").digest()
 """The dev network's well-known wallet (like Hardhat's test accounts): public, dev only."""
@@ -66,6 +67,10 @@ class NodeConfig:
     """What the dev faucet gives per request (dev and regtest networks only)."""
     threads: int = 16
     """WSGI server threads."""
+    receipt_sync_ms: int = DEFAULT_SYNC_MS
+    """How often the receipt log is fsynced (market/marketdb.py). A paid call answers
+    once its receipt is appended: a killed node keeps it at once, a power cut may lose
+    the last this many ms. 0 fsyncs before every paid answer (group commit)."""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -1,14 +1,25 @@
-"""The market's own SQLite file: every receipt handed out, group-committed.
+"""The market's own files: every receipt handed out, first in an append-only log,
+then in SQLite.
 
-Paid calls must not answer before what they owe is on disk (a restarted node
-never forgets a voucher it answered for), yet one fsync per call would cap a
-node at a few hundred calls a second on a slow disk. So commits are grouped,
-by their callers: a call that finds no commit under way commits at once
-whatever has queued up, as a single multi-row INSERT (one statement is one
-transaction, synchronous=FULL), then wakes every caller whose rows it held
-and hands the lead to the first call that queued meanwhile. Concurrent calls
-share one commit, a lone call waits for one commit only, and no other thread
-has to be woken (and get the GIL back) before a commit can start.
+A paid call must not answer before what it owes is kept: a node that restarts
+never forgets a voucher it answered for. Yet waiting for an fsync on every call
+costs a threaded Python node far more than the fsync (every waiting thread must
+get the GIL back afterwards; bench/inference.py measured it), so a call keeps
+its receipt by **appending** it to the receipt log, with the GIL held, and
+answers at once. What is appended is in the kernel's page cache: a killed,
+crashed or restarted node process keeps it. A flusher thread fsyncs the log
+every `sync_ms` milliseconds (20 by default) and every FILE_SECONDS files what
+it holds into `market.sqlite` (one transaction); a log segment is deleted once
+all its receipts are filed. Opening the files files what the log holds and
+SQLite lacks. So a power cut or kernel crash can lose at most the last
+`sync_ms` of receipts, as PostgreSQL's `synchronous_commit = off` can; a node
+that must not lose even those runs with `sync_ms = 0`: every call then waits
+for the fsync that covers it (group commit: concurrent calls share one).
+Readers see a receipt as soon as it is appended.
+
+Log records are `>II` (length, crc32) then the JSON list of a write's rows; a
+torn record at the end of a segment (a power cut mid-append) is dropped on
+replay.
 
 A receipt of a channel call keeps the payer's voucher (amount and
 signature), so the vouchers a node accepted are read back from the receipts:
@@ -17,12 +28,21 @@ the highest amount per channel.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
+import json
 import logging
+import os
 import sqlite3
+import struct
 import threading
-from collections.abc import Sequence
-from dataclasses import astuple, dataclass, fields
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import sqlite_utils
 
@@ -31,23 +51,32 @@ from modelchain.chain.errors import ModelchainError
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-MAX_GROUP_WRITES = 512
-"""The most receipts one commit takes (the rest wait for the next one): at 12 values
-each, far under SQLite's 32766 parameters per statement."""
+DEFAULT_SYNC_MS = 20
+"""How often the receipt log is fsynced: what a power cut can lose at most."""
+MAX_FILE_ROWS = 512
+"""The most receipts one INSERT takes: at 12 values each, far under SQLite's 32766
+parameters per statement (a filing of more runs several, in one transaction)."""
+SEGMENT_BYTES = 4 * 1024 * 1024
+"""A log segment past this size is closed and a new one started."""
+FILE_SECONDS = 1.0
+"""How often the flusher files what the log holds into SQLite (readers see it either way)."""
 WRITE_TIMEOUT_SECONDS = 30.0
-"""How long a caller waits for its commit before giving up with an error."""
+"""How long a caller waits for its fsync (sync_ms = 0) before giving up with an error."""
+_HEADER = struct.Struct(">II")
 
 
 class MarketStoreError(ModelchainError):
-    """The market database could not write (disk full, I/O error, closed)."""
+    """The market's files could not keep a receipt (disk full, I/O error, closed)."""
 
     code = "market-store-failed"
     http_status = 503
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiptRow:
-    """A signed receipt as filed: its id, when, what paid for it, its canonical JSON."""
+class ReceiptRow(NamedTuple):
+    """A signed receipt as filed: its id, when, what paid for it, its canonical JSON.
+
+    A tuple, so that filing and logging it take its values as they are.
+    """
 
     id: str
     """sha256 of the signed receipt's canonical JSON."""
@@ -70,7 +99,7 @@ class ReceiptRow:
     """The signed receipt, canonical JSON."""
 
 
-COLUMNS = tuple(f.name for f in fields(ReceiptRow))
+COLUMNS = ReceiptRow._fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,44 +115,151 @@ class VoucherRow:
     version: str
 
 
-class _Write:
-    """Rows queued for a commit, and the caller waiting for it."""
-
-    __slots__ = ("rows", "wake", "finished", "lead", "error")
-
-    def __init__(self, rows: Sequence[ReceiptRow]) -> None:
-        self.rows = rows
-        self.wake = threading.Event()
-        """Set once the rows are committed (or failed), or when the caller is to lead."""
-        self.finished = False
-        self.lead = False
-        self.error: BaseException | None = None
+# --- the log's records ---------------------------------------------------------------
 
 
-class MarketDB:
-    """`<data>/market.sqlite`: the receipts this node signed. Thread-safe."""
+def encode_record(rows: Sequence[ReceiptRow]) -> bytes:
+    """One log record holding `rows`."""
+    payload = json.dumps(rows, separators=(",", ":")).encode()
+    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def decode_records(data: bytes) -> tuple[list[ReceiptRow], int]:
+    """The rows of the whole records at the start of `data`, and how many bytes they take.
+
+    Reading stops at the first record that is cut short or does not match its
+    checksum: what an append interrupted by a power cut leaves.
+    """
+    rows: list[ReceiptRow] = []
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, crc = _HEADER.unpack_from(data, offset)
+        start = offset + _HEADER.size
+        payload = data[start : start + length]
+        if len(payload) < length or zlib.crc32(payload) != crc:
+            break
+        try:
+            rows.extend(ReceiptRow(*values) for values in json.loads(payload))
+        except (ValueError, TypeError):  # a checksum collision on garbage
+            break
+        offset = start + length
+    return rows, offset
+
+
+def _libc_write() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """libc's write(2) through ctypes.PyDLL: called with the GIL held.
+
+    os.write lets the GIL go around the call; an append to the page cache takes a
+    few microseconds, far less than getting the GIL back on a busy node.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:  # pragma: no cover - no libc to load (os.write is used)
+        return None
+    try:
+        write = ctypes.PyDLL(name, use_errno=True).write
+    except (OSError, AttributeError):  # pragma: no cover
+        return None
+    write.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+    write.restype = ctypes.c_ssize_t
+    return write
+
+
+_WRITE = _libc_write()
+
+
+def append_record(fd: int, record: bytes) -> None:
+    """Append `record` to `fd` (opened O_APPEND); raises OSError unless all of it went in."""
+    if _WRITE is None:  # pragma: no cover
+        written = os.write(fd, record)
+    else:
+        written = _WRITE(fd, record, len(record))
+        if written < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+    if written != len(record):
+        raise OSError(errno.ENOSPC, f"short write: {written} of {len(record)} bytes")
+
+
+class _Segment:
+    """One file of the receipt log."""
+
+    __slots__ = ("path", "fd", "size", "dirty", "last_seq")
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        self.size = 0
+        self.dirty = False
+        """Appended to since its last fsync."""
+        self.last_seq: int | None = None
+        """The sequence number of its last write, once it is closed for writing."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A write appended to the log and not yet filed."""
+
+    seq: int
+    rows: Sequence[ReceiptRow]
+    segment: _Segment
+    offset: int
+    """Where in the segment its record starts."""
+
+
+class MarketDB:
+    """`<data>/market.sqlite` and its receipt log `<data>/market-log/`. Thread-safe."""
+
+    def __init__(self, path: Path, sync_ms: int = DEFAULT_SYNC_MS) -> None:
+        if sync_ms < 0:
+            raise ValueError("sync_ms must be >= 0")
+        self.path = path
+        self.sync_ms = sync_ms
+        """May be changed while open (bench/inference.py does): the next write and pass
+        of the flusher follow it."""
+        self.log_dir = path.parent / f"{path.stem}-log"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA synchronous=FULL")  # a filing must be on disk before its log goes
         self.db = sqlite_utils.Database(conn)
         self.lock = threading.Lock()
-        """Serialises use of the one connection (the writer's commits, readers)."""
+        """Serialises use of the one connection (filings, readers)."""
+        self.syncs = 0
+        """fsyncs of the log made since the files were opened."""
+        self.filings = 0
+        """Transactions that filed receipts into SQLite (replay's included)."""
         self._migrate()
-        self._queue_lock = threading.Lock()
-        """Guards _pending and _leading."""
-        self._pending: list[_Write] = []
-        self._leading = False
-        """A caller is committing (or about to): the others queue behind it."""
+        self._replay()
+
+        self._log_lock = threading.Lock()
+        """Guards the log's state below; held only around an append, never across I/O."""
+        self._segments = [_Segment(self._segment_path(1))]
+        self._seq = 0
+        """Writes appended so far (each write's sequence number)."""
+        self._unfiled: dict[str, ReceiptRow] = {}
+        """Receipts appended and not yet filed into SQLite, by id: readers see them too."""
+        self._batch: list[_Pending] = []
+        """Writes appended since the flusher last took them (to fsync)."""
+        self._to_file: list[_Pending] = []
+        """Writes fsynced (or answered for) and not yet filed into SQLite, in order."""
+        self._last_filing = time.monotonic()
+        self._synced = 0
+        """Every write up to this sequence number is fsynced."""
+        self._filed = 0
+        """Every write up to this sequence number is in SQLite."""
+        self._synced_cond = threading.Condition(threading.Lock())
+        self._broken: BaseException | None = None
+        """An fsync failed: what was appended may be lost, so nothing more is taken."""
+        self._closed = False
         self._counts = threading.Lock()
         self.waiting = 0
-        """Callers waiting for their commit now."""
-        self.commits = 0
-        """Commits made since the file was opened (each a group of writes)."""
-        self._closed = False
+        """Callers waiting for their fsync now (sync_ms = 0)."""
+        self._kick = threading.Event()
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(
+            target=self._run, name="modelchain-receipt-log", daemon=True
+        )
+        self._flusher.start()
 
     def _migrate(self) -> None:
         with self.lock, self.db.atomic():
@@ -137,117 +273,290 @@ class MarketDB:
                 raise RuntimeError(f"{self.path} was written by a newer modelchain")
 
     def _create_v1(self) -> None:
-        columns = {f.name: str for f in fields(ReceiptRow)}
+        columns: dict[str, type] = dict.fromkeys(COLUMNS, str)
         columns.update(created=int, amount=int, height=int)
         self.db["receipts"].create(columns, pk="id")
         self.db["receipts"].create_index(["txid"])
         self.db["receipts"].create_index(["channel", "amount"])
 
+    def _segment_path(self, number: int) -> Path:
+        return self.log_dir / f"{number:08d}.log"
+
+    def _replay(self) -> None:
+        """File what the log holds (a node that stopped without filing it), then empty it."""
+        paths = sorted(self.log_dir.glob("*.log"))
+        rows: list[ReceiptRow] = []
+        for path in paths:
+            data = path.read_bytes()
+            found, used = decode_records(data)
+            if used < len(data):
+                log.warning(
+                    "receipt log %s: dropped a torn record of %d bytes at its end",
+                    path.name,
+                    len(data) - used,
+                )
+            rows.extend(found)
+        if rows:
+            self._file(rows)
+            log.info("filed %d receipts from the receipt log", len(rows))
+        for path in paths:
+            path.unlink()
+
     # --- writing -----------------------------------------------------------
 
     def write(self, rows: Sequence[ReceiptRow]) -> None:
-        """File `rows` in the next group commit; return once they are durable.
+        """Keep `rows`: return once they survive a killed node (with sync_ms = 0: once
+        they are fsynced). Readers see them from then on.
 
-        Raises MarketStoreError (none of them filed) when the commit fails, the
-        database is closed, or no commit took them within WRITE_TIMEOUT_SECONDS.
+        Raises MarketStoreError (none of them kept) when the append or its fsync
+        fails, the files are closed, or (sync_ms = 0) no fsync came within
+        WRITE_TIMEOUT_SECONDS.
         """
-        if self._closed:
-            raise MarketStoreError("the market database is closed")
-        item = _Write(rows)
+        record = encode_record(rows)
+        with self._log_lock:
+            if self._closed:
+                raise MarketStoreError("the market database is closed")
+            if self._broken is not None:
+                raise MarketStoreError(f"the receipt log failed to sync: {self._broken}")
+            segment = self._segments[-1]
+            try:
+                append_record(segment.fd, record)
+            except OSError as exc:
+                self._undo_append(segment)
+                raise MarketStoreError(f"the receipt log failed to write: {exc}") from exc
+            offset = segment.size
+            segment.size += len(record)
+            segment.dirty = True
+            self._seq += 1
+            seq = self._seq
+            self._batch.append(_Pending(seq, rows, segment, offset))
+            for row in rows:
+                self._unfiled[row.id] = row
+        if self.sync_ms == 0:
+            self._wait_synced(seq)
+
+    def _undo_append(self, segment: _Segment) -> None:
+        """Cut a failed append's partial bytes off, so later records stay readable."""
+        try:
+            os.ftruncate(segment.fd, segment.size)
+        except OSError as exc:  # the log cannot be trusted past here: take nothing more
+            log.error("receipt log %s could not be cut back: %s", segment.path.name, exc)
+            self._broken = exc
+
+    def _wait_synced(self, seq: int) -> None:
         with self._counts:
             self.waiting += 1
         try:
-            with self._queue_lock:
-                self._pending.append(item)
-                item.lead = not self._leading
-                self._leading = True
-            while not item.finished:
-                if item.lead:
-                    self._lead()
-                elif not item.wake.wait(WRITE_TIMEOUT_SECONDS) and self._give_up(item):
-                    raise MarketStoreError(f"no commit within {WRITE_TIMEOUT_SECONDS:.0f} s")
+            self._kick.set()
+            with self._synced_cond:
+                if not self._synced_cond.wait_for(
+                    lambda: self._synced >= seq or self._broken is not None,
+                    WRITE_TIMEOUT_SECONDS,
+                ):
+                    raise MarketStoreError(f"no fsync within {WRITE_TIMEOUT_SECONDS:.0f} s")
+                if self._synced < seq:
+                    raise MarketStoreError(f"the receipt log failed to sync: {self._broken}")
         finally:
             with self._counts:
                 self.waiting -= 1
-        if item.error is not None:
-            raise MarketStoreError(f"the market database failed to write: {item.error}")
 
-    def _lead(self) -> None:
-        """Commit everything queued, then hand the lead on (or put it down)."""
-        with self._queue_lock:
-            batch, self._pending = self._pending, []
+    # --- the flusher ----------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            # with sync_ms = 0 the writers wake it; it files once a second all the same
+            self._kick.wait(self.sync_ms / 1000 if self.sync_ms else FILE_SECONDS)
+            self._kick.clear()
+            try:
+                self.flush(file=time.monotonic() - self._last_filing >= FILE_SECONDS)
+            except Exception:  # the flusher outlives one bad pass; the log keeps the rows
+                log.exception("receipt log flush failed")
+        self.flush()
+
+    def flush(self, *, file: bool = True) -> None:
+        """Fsync what was appended; with `file`, file what is fsynced into SQLite.
+
+        The flusher does this every sync_ms, filing once every FILE_SECONDS.
+        """
+        with self._log_lock:
+            batch, self._batch = self._batch, []
+            dirty = [segment for segment in self._segments if segment.dirty]
+            for segment in dirty:
+                segment.dirty = False
+            seq = self._seq
+        if batch or dirty:
+            try:
+                for segment in dirty:
+                    os.fdatasync(segment.fd)
+            except OSError as exc:
+                self._sync_failed(batch, exc)
+                return
+            self.syncs += 1
+            with self._log_lock:
+                self._to_file.extend(batch)
+            with self._synced_cond:
+                self._synced = seq
+                self._synced_cond.notify_all()
+        if file:
+            self._file_synced()
+
+    def _file_synced(self) -> None:
+        """File the fsynced writes into SQLite; delete the log segments all filed."""
+        self._last_filing = time.monotonic()
+        with self._log_lock:
+            batch, self._to_file = self._to_file, []
+        if not batch:
+            return
+        rows = [row for pending in batch for row in pending.rows]
         try:
-            self._commit(batch)
-        finally:
-            with self._queue_lock:
-                if self._pending:
-                    following = self._pending[0]
-                    following.lead = True
-                    following.wake.set()
-                else:
-                    self._leading = False
+            self._file(rows)
+        except sqlite3.Error:
+            log.exception("filing %d receipts into SQLite failed; the log keeps them", len(rows))
+            with self._log_lock:
+                self._to_file[:0] = batch  # the next filing tries them again, in order
+            return
+        with self._log_lock:
+            for row in rows:
+                self._unfiled.pop(row.id, None)
+            self._filed = batch[-1].seq
+            self._rotate()
 
-    def _give_up(self, item: _Write) -> bool:
-        """After a wait timed out: withdraw `item` unless it was taken meanwhile."""
-        with self._queue_lock:
-            if item.finished or item.lead:
-                return False  # committed, or it must lead now: carry on
-            self._pending.remove(item)
-            return True
+    def _sync_failed(self, batch: list[_Pending], exc: OSError) -> None:
+        """An fsync failed: the kernel may have dropped what it held, so take nothing more.
 
-    def _commit(self, writes: list[_Write]) -> None:
-        rows = [row for item in writes for row in item.rows]
-        try:
-            if rows:
-                # one statement, so one transaction and one call into SQLite: the
-                # writer does not wait for the GIL between statements of a batch
-                values = ", ".join(["(" + ", ".join("?" * len(COLUMNS)) + ")"] * len(rows))
-                sql = f"INSERT OR IGNORE INTO receipts({', '.join(COLUMNS)}) VALUES {values}"
-                params = [value for row in rows for value in astuple(row)]
-                with self.lock:
-                    self.db.conn.execute(sql, params)
-                    self.commits += 1
-        except Exception as exc:  # every caller hears of it; the writer carries on
-            log.exception("market database commit of %d receipts failed", len(rows))
-            for item in writes:
-                item.error = exc
-        for item in writes:
-            item.finished = True
-            item.wake.set()
+        Calls already answered (sync_ms > 0) keep their receipts: they are filed
+        from memory. Calls still waiting for this fsync (sync_ms = 0) are told
+        their receipts were not kept, so those are cut off the log and forgotten.
+        """
+        log.error("receipt log fsync failed; the node takes no more paid calls: %s", exc)
+        with self._log_lock, self._synced_cond:
+            self._broken = exc
+            if self.sync_ms:
+                self._to_file.extend(batch)
+            else:
+                unsynced = batch + self._batch
+                self._batch = []
+                for pending in reversed(unsynced):  # back to each segment's first unsynced byte
+                    pending.segment.size = pending.offset
+                    for row in pending.rows:
+                        self._unfiled.pop(row.id, None)
+                for segment in {id(p.segment): p.segment for p in unsynced}.values():
+                    try:
+                        os.ftruncate(segment.fd, segment.size)
+                    except OSError as cut:
+                        log.error("receipt log %s could not be cut back: %s", segment.path, cut)
+            self._synced_cond.notify_all()
+
+    def _file(self, rows: Sequence[ReceiptRow]) -> None:
+        """INSERT OR IGNORE `rows` into SQLite as one transaction."""
+        if not rows:
+            return
+        with self.lock:
+            conn = self.db.conn
+            conn.execute("BEGIN")
+            try:
+                for start in range(0, len(rows), MAX_FILE_ROWS):
+                    chunk = rows[start : start + MAX_FILE_ROWS]
+                    values = ", ".join(["(" + ", ".join("?" * len(COLUMNS)) + ")"] * len(chunk))
+                    conn.execute(
+                        f"INSERT OR IGNORE INTO receipts({', '.join(COLUMNS)}) VALUES {values}",
+                        [value for row in chunk for value in row],
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self.filings += 1
+
+    def _rotate(self) -> None:
+        """Under the log lock: delete closed segments all filed; start a new one past the size."""
+        current = self._segments[-1]
+        kept = []
+        for segment in self._segments[:-1]:
+            if segment.last_seq is not None and segment.last_seq <= self._filed:
+                os.close(segment.fd)
+                segment.path.unlink(missing_ok=True)
+            else:
+                kept.append(segment)
+        self._segments = [*kept, current]
+        if current.size >= SEGMENT_BYTES:
+            current.last_seq = self._seq
+            number = int(current.path.stem) + 1
+            self._segments.append(_Segment(self._segment_path(number)))
 
     def close(self) -> None:
-        """Refuse new writes, wait for the commit under way, close the file."""
-        if self._closed:
-            return
-        self._closed = True
-        with self.lock:  # a commit in progress holds it
+        """Refuse new writes, fsync and file what the log holds, close the files."""
+        with self._log_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop.set()
+        self._kick.set()
+        self._flusher.join()
+        with self._log_lock:
+            for segment in self._segments:
+                os.close(segment.fd)
+                if segment.last_seq is None:
+                    segment.last_seq = self._seq
+                if segment.last_seq <= self._filed:
+                    segment.path.unlink(missing_ok=True)
+        with self.lock:
             self.db.conn.close()
 
     # --- reading -----------------------------------------------------------
 
+    def _unfiled_rows(self) -> list[ReceiptRow]:
+        with self._log_lock:
+            return list(self._unfiled.values())
+
     def load_vouchers(self) -> list[VoucherRow]:
-        """The highest voucher filed per channel."""
+        """The highest voucher kept per channel."""
         with self.lock:
             # SQLite takes the bare columns from the row holding the MAX
             rows = self.db.execute(
                 "SELECT channel, MAX(amount), sig, payer, model, version FROM receipts"
                 " WHERE kind = 'channel' GROUP BY channel"
             ).fetchall()
-        return [VoucherRow(*row) for row in rows]
+        highest = {row[0]: VoucherRow(*row) for row in rows}
+        for row in self._unfiled_rows():
+            if row.kind != "channel" or row.channel is None or row.amount is None:
+                continue
+            known = highest.get(row.channel)
+            if known is None or row.amount > known.amount:
+                assert row.sig is not None
+                highest[row.channel] = VoucherRow(
+                    row.channel, row.amount, row.sig, row.payer, row.model, row.version
+                )
+        return list(highest.values())
 
     def receipt_body(self, receipt_id: str) -> str | None:
-        """The stored receipt's canonical JSON, or None."""
+        """The kept receipt's canonical JSON, or None."""
+        with self._log_lock:
+            unfiled = self._unfiled.get(receipt_id)
+        if unfiled is not None:
+            return unfiled.body
         with self.lock:
             row = self.db.execute("SELECT body FROM receipts WHERE id = ?", [receipt_id]).fetchone()
         return row[0] if row else None
 
     def receipt_ids(self, *, txid: str | None = None, channel: str | None = None) -> list[str]:
-        """Ids of the receipts for one payment tx, or for one channel (oldest first)."""
+        """Ids of the receipts for one payment tx, or for one channel (lowest amount first)."""
         with self.lock:
             if txid is not None:
-                rows = self.db.execute("SELECT id FROM receipts WHERE txid = ?", [txid])
+                found = self.db.execute("SELECT id, 0 FROM receipts WHERE txid = ?", [txid])
             else:
-                rows = self.db.execute(
-                    "SELECT id FROM receipts WHERE channel = ? ORDER BY amount", [channel]
+                found = self.db.execute(
+                    "SELECT id, amount FROM receipts WHERE channel = ?", [channel]
                 )
-            return [row[0] for row in rows.fetchall()]
+            rows = {row[0]: row[1] for row in found.fetchall()}
+        for row in _matching(self._unfiled_rows(), txid, channel):
+            rows.setdefault(row.id, row.amount or 0)
+        return sorted(rows, key=lambda receipt_id: rows[receipt_id])
+
+
+def _matching(
+    rows: Sequence[ReceiptRow], txid: str | None, channel: str | None
+) -> Iterator[ReceiptRow]:
+    for row in rows:
+        if (txid is not None and row.txid == txid) or (txid is None and row.channel == channel):
+            yield row

@@ -392,7 +392,9 @@ class Payments:
     def __init__(self, node: MarketNode, policy: ClaimPolicy | None = None) -> None:
         self.node = node
         self.policy = policy or ClaimPolicy()
-        self.db = MarketDB(node.config.data_dir / MARKET_DB_FILE)
+        self.db = MarketDB(
+            node.config.data_dir / MARKET_DB_FILE, sync_ms=node.config.receipt_sync_ms
+        )
         self.book = VoucherBook(self.db)
         self.claims = ClaimLoop(node, self.book, self.policy)
         self._senders = KeyedLocks()

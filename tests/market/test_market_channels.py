@@ -8,9 +8,8 @@ thread and polls for its claim.
 
 from __future__ import annotations
 
+import errno
 import json
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,8 +39,9 @@ from test_market_payments import (
 from modelchain.chain.errors import ModelchainError
 from modelchain.contracts.channel import ChannelInfo, get_channel
 from modelchain.contracts.voucher import sign_voucher
+from modelchain.market import marketdb
 from modelchain.market.channels import ClaimPolicy, compute_claim_reason
-from modelchain.market.marketdb import MarketDB, ReceiptRow, VoucherRow
+from modelchain.market.marketdb import VoucherRow
 from modelchain.market.payments import PaymentError, VoucherPayment, validate_voucher_payment
 from modelchain.market.receipts import verify_receipt
 from modelchain.web import create_app
@@ -493,78 +493,24 @@ def test_channel_routes_show_accepted_claimed_and_claim(market: Market) -> None:
     assert bad.status_code == 400
 
 
-# --- durability by group commit -----------------------------------------------------------
+# --- durability -------------------------------------------------------------------------
+# (the receipt log itself: tests/market/test_marketdb.py)
 
 
-def _row(i: int) -> ReceiptRow:
-    return ReceiptRow(
-        id=sha_of(f"receipt {i}"),
-        created=0,
-        kind="channel",
-        txid=None,
-        channel=sha_of(f"channel {i % 4}"),
-        amount=1_000 + i,
-        sig="00" * 64,
-        payer=PAYER.account,
-        model=MODEL,
-        version=VERSION,
-        height=1,
-        body="{}",
-    )
-
-
-def test_concurrent_writes_share_one_commit_and_each_returns_once_durable(
-    tmp_path: Path,
+def test_voucher_that_cannot_be_kept_is_not_answered_nor_counted(
+    market: Market, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = MarketDB(tmp_path / "market.sqlite")
-    try:
-        threads = [threading.Thread(target=db.write, args=([_row(i)],)) for i in range(32)]
-        with db.lock:  # the writer cannot commit: every write queues up
-            for thread in threads:
-                thread.start()
-            deadline = time.monotonic() + 10
-            while db.waiting < 32:
-                assert time.monotonic() < deadline, "the writes did not all queue up"
-                time.sleep(0.001)
-        for thread in threads:
-            thread.join(10)
-        assert db.waiting == 0
-        assert db.commits <= 2  # the writer may have taken the first write alone
-        assert all(db.receipt_body(_row(i).id) == "{}" for i in range(32))
-        # the book reads back the highest voucher per channel
-        highest = {row.channel: row.amount for row in db.load_vouchers()}
-        assert highest == {sha_of(f"channel {c}"): 1_000 + 28 + c for c in range(4)}
-    finally:
-        db.close()
-
-
-class _BrokenConnection:
-    """A connection whose writes fail as a full disk would."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        if sql.startswith("INSERT"):
-            raise sqlite3.OperationalError("database or disk is full")
-        return self.conn.execute(sql, params)
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-def test_voucher_that_cannot_be_filed_is_not_answered_nor_counted(market: Market) -> None:
     channel = open_channel(market)
     pay(market, channel, PRICE)
-    db = market.payments.db
-    working = db.db.conn
-    db.db.conn = _BrokenConnection(working)  # type: ignore[assignment]
-    try:
+
+    def disk_full(fd: int, record: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(marketdb, "append_record", disk_full)
         with pytest.raises(ModelchainError) as err:
             pay(market, channel, 2 * PRICE, "b")
-        assert (err.value.code, err.value.http_status) == ("market-store-failed", 503)
-    finally:
-        db.db.conn = working
+    assert (err.value.code, err.value.http_status) == ("market-store-failed", 503)
     assert market.payments.book.amount(channel) == PRICE
     assert len(market.payments.receipt_ids(channel=channel)) == 1
     pay(market, channel, 2 * PRICE, "b")  # once the disk works again, the same voucher pays
