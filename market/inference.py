@@ -25,14 +25,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from modelchain.chain.keys import KeyPair, verify_signature
 from modelchain.chain.node import ChainNode
 from modelchain.contracts.registry import StorageReader, VersionInfo, get_model, get_version
 from modelchain.contracts.registry import list_versions as registry_versions
 from modelchain.market.config import NodeConfig
+from modelchain.market.receipts import ReceiptInvalid, ReceiptSigner, sign_receipt_encoded
 from modelchain.market.tensors import (
     InferBadInput,
     InferBadRequest,
@@ -42,7 +44,9 @@ from modelchain.market.tensors import (
     InferUnknownInput,
     InferUnknownOutput,
     InferUnsupportedParameter,
+    InferUnsupportedType,
     JsonInput,
+    array_output_hash,
     bind_symbolic_dims,
     compute_request_hash,
     decode_input,
@@ -183,9 +187,18 @@ class InferFailed(InferenceError):
 
 
 # Codes a worker reports, and the error each becomes in the node.
+class SealRejected(InferenceError):
+    """The signature a paid call's seal asked the worker to check does not verify: the
+    model was not run (payments turns it into its own payment error)."""
+
+    code = "infer-seal-rejected"
+    http_status = 402
+
+
 _WORKER_ERRORS: dict[str, type[InferenceError]] = {
     cls.code: cls
     for cls in (
+        SealRejected,
         ModelFileMissing,
         ModelFileCorrupt,
         ModelLoadFailed,
@@ -226,6 +239,27 @@ class PreparedCall:
     """The registered version the call was prepared for (split, registrant...)."""
 
 
+class Seal(NamedTuple):
+    """What a paid call asks of the worker process that runs it, besides the run: Ed25519
+    work that would otherwise hold the node's GIL (bench/inference.py).
+
+    The worker checks `check` before the run and refuses the call (SealRejected, nothing
+    run) when it fails; after the run it signs the receipt of `receipt` with the node's
+    key, when it can hash the outputs from the arrays alone. A tuple: it is pickled to the
+    worker with every paid call.
+    """
+
+    check: tuple[str, bytes, bytes] | None = None
+    """(account, message, signature): a signature the call's payment rests on."""
+    receipt: dict[str, Any] | None = None
+    """The receipt's fields but `output_hash` (sign_receipt_encoded's `fields`)."""
+
+
+def seal_check_passes(seal: Seal | None) -> bool:
+    """True unless `seal` holds a signature check that fails (what a worker runs first)."""
+    return seal is None or seal.check is None or verify_signature(*seal.check)
+
+
 @dataclass(frozen=True, slots=True)
 class CallResult:
     """What one run produced."""
@@ -236,6 +270,9 @@ class CallResult:
     """compute_output_hash(outputs)."""
     elapsed_ms: int
     """Wall time of the run in the worker, round trip included, in milliseconds."""
+    receipt: tuple[dict[str, Any], bytes] | None = None
+    """The seal's receipt as the worker signed it, with its canonical JSON (None when the
+    call had no receipt to seal, or the worker left it to the caller)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +300,8 @@ class WorkerSettings:
     max_session_bytes: int
     """Model file bytes the worker's warm sessions may add up to (at least one is kept)."""
     intra_op_threads: int = 1
+    receipt_seed: bytes | None = field(default=None, repr=False)
+    """The node key's seed, to sign sealed receipts; None and the caller signs them."""
 
 
 # --- the service ---------------------------------------------------------------------------
@@ -279,6 +318,7 @@ class InferenceService:
         queue_seconds: float = DEFAULT_QUEUE_SECONDS,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         max_session_bytes: int | None = None,
+        receipt_key: KeyPair | None = None,
     ) -> None:
         self.models = models
         self.config = config
@@ -292,6 +332,7 @@ class InferenceService:
                 if max_session_bytes is not None
                 else config.inference_memory_bytes // 4
             ),
+            receipt_seed=receipt_key.seed if receipt_key is not None else None,
         )
         self._slots = threading.BoundedSemaphore(max(1, config.max_concurrent_inferences))
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
@@ -504,12 +545,14 @@ class InferenceService:
 
     # --- running -------------------------------------------------------------------------
 
-    def run(self, prepared: PreparedCall) -> CallResult:
-        """Runs a prepared call in a worker; returns its outputs and their hash.
+    def run(self, prepared: PreparedCall, seal: Seal | None = None) -> CallResult:
+        """Runs a prepared call in a worker; returns its outputs and their hash (and the
+        seal's receipt, signed in the worker).
 
         Raises InferBusy when every slot stays taken for queue_seconds, InferTimeout,
         InferOutOfMemory, InferWorkerCrashed (the worker is replaced each time),
-        ModelFileCorrupt, InferOutputTooLarge, InferFailed, InferInputRejected.
+        ModelFileCorrupt, InferOutputTooLarge, InferFailed, InferInputRejected, and
+        SealRejected when the seal's signature check fails (nothing run).
         """
         self.start()
         if not self._slots.acquire(timeout=self.queue_seconds):
@@ -518,16 +561,16 @@ class InferenceService:
             )
         self._count("in_flight", 1)
         try:
-            reply, elapsed = self._dispatch(prepared)
+            reply, elapsed = self._dispatch(prepared, seal)
         finally:
             self._count("in_flight", -1)
             self._slots.release()
-        results, created, evicted = reply
+        results, created, evicted, sealed = reply
         self._count("created", int(created))
         self._count("evicted", evicted)
-        return self._result(prepared, results, elapsed)
+        return self._result(prepared, results, elapsed, sealed)
 
-    def _dispatch(self, prepared: PreparedCall) -> tuple[Any, float]:
+    def _dispatch(self, prepared: PreparedCall, seal: Seal | None) -> tuple[Any, float]:
         worker = self._idle.get()
         replace = False
         try:
@@ -544,6 +587,7 @@ class InferenceService:
                     name: value.value if isinstance(value, JsonInput) else value
                     for name, value in prepared.inputs.items()
                 },
+                seal,
             )
             started = time.perf_counter()
             try:
@@ -590,7 +634,11 @@ class InferenceService:
         return fresh
 
     def _result(
-        self, prepared: PreparedCall, results: Mapping[str, Any], elapsed: float
+        self,
+        prepared: PreparedCall,
+        results: Mapping[str, Any],
+        elapsed: float,
+        sealed: tuple[dict[str, Any], bytes] | None,
     ) -> CallResult:
         outputs: list[dict[str, Any]] = []
         records: list[tuple[str, bytes]] = []
@@ -606,10 +654,15 @@ class InferenceService:
             encoded = encode_output(name, value)
             outputs.append(encoded)
             records.append((name, output_record_of_value(name, value, encoded)))
+        output_hash = hash_output_records(records)
+        if sealed is not None and sealed[0]["output_hash"] != output_hash:  # pragma: no cover
+            log.error("a worker sealed another output hash than %s", output_hash)
+            sealed = None  # the caller signs the receipt of the right hash itself
         return CallResult(
             outputs=outputs,
-            output_hash=hash_output_records(records),
+            output_hash=output_hash,
             elapsed_ms=int(elapsed * 1000),
+            receipt=sealed,
         )
 
     def _count(self, key: str, delta: int) -> None:
@@ -875,8 +928,8 @@ def worker_entry() -> None:
 def worker_main(conn: Connection, settings: WorkerSettings) -> None:
     """A worker's life: cap memory, load ONNX Runtime, then answer calls until told to stop.
 
-    Call: (sha256, expected inputs, output names, feeds). Reply: ("ok", results, session
-    created, sessions evicted) or ("error", code, message, replace me).
+    Call: (sha256, expected inputs, output names, feeds, seal). Reply: ("ok", results, session
+    created, sessions evicted, sealed receipt or None) or ("error", code, message, replace me).
     """
     _lower_limit(resource.RLIMIT_AS, settings.memory_bytes)
     _lower_limit(resource.RLIMIT_CORE, 0)  # a crash leaves no core file behind
@@ -900,6 +953,11 @@ def worker_main(conn: Connection, settings: WorkerSettings) -> None:
         return session, len(data)
 
     cache = SessionCache(settings.max_sessions, settings.max_session_bytes, load)
+    signer = (
+        ReceiptSigner(KeyPair.from_seed(settings.receipt_seed))
+        if settings.receipt_seed is not None
+        else None
+    )
     conn.send(("ready", os.getpid()))
     while True:
         try:
@@ -908,10 +966,15 @@ def worker_main(conn: Connection, settings: WorkerSettings) -> None:
             return
         if message is None:
             return
-        sha256, expected, output_names, feeds = message
+        sha256, expected, output_names, feeds, seal = message
         expected_by_sha[sha256] = expected
         try:
-            reply = _run_call(cache, sha256, output_names, feeds, runtime)
+            if not seal_check_passes(seal):
+                reply = ("error", SealRejected.code, "the payment's signature fails", False)
+            else:
+                reply = _run_call(cache, sha256, output_names, feeds, runtime)
+                if reply[0] == "ok":
+                    reply = (*reply, _sealed_receipt(signer, seal, reply[1]))
         except MemoryError:
             reply = (
                 "error",
@@ -968,6 +1031,25 @@ def _run_call(
             )
         return ("error", InferFailed.code, err.message[:1000], False)
     return ("ok", {name: results[name] for name in output_names}, created, evicted)
+
+
+def _sealed_receipt(
+    signer: ReceiptSigner | None, seal: Seal | None, results: Mapping[str, Any]
+) -> tuple[dict[str, Any], bytes] | None:
+    """The seal's receipt signed, when there is one to sign and the outputs hash from their
+    arrays alone; otherwise None (the caller signs it)."""
+    if signer is None or seal is None or seal.receipt is None:
+        return None
+    try:
+        output_hash = array_output_hash(results)
+    except InferUnsupportedType:
+        return None
+    if output_hash is None:
+        return None
+    try:
+        return sign_receipt_encoded(signer, {**seal.receipt, "output_hash": output_hash})
+    except ReceiptInvalid:  # the caller's own signing raises it where it can be answered
+        return None
 
 
 class _SignatureMismatch(Exception):

@@ -81,7 +81,7 @@ class MarketNode:
         self.uploads = ModelUploads(
             self.chain, self.models, validation_limits(config), self.submit_tx
         )
-        self.inference = InferenceService(self.models, config)
+        self.inference = InferenceService(self.models, config, receipt_key=self.key)
         self.miner: Miner | None = None
         self.mining: MiningLoop | None = None
         self.chain.listeners.append(self._on_tip_change)

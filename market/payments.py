@@ -35,7 +35,7 @@ from modelchain.chain.tx import Tx, tx_from_json
 from modelchain.contracts.channel import CHANNEL, ChannelInfo, get_channel
 from modelchain.contracts.grammar import is_amount, is_hash_hex, is_sig_hex
 from modelchain.contracts.usage_fee import USAGE_FEE, UsageFeeContract
-from modelchain.contracts.voucher import VOUCHER_TAG, verify_voucher
+from modelchain.contracts.voucher import VOUCHER_TAG, VoucherMalformed, compute_voucher_message
 from modelchain.market.channels import (
     ChannelNotFound,
     ClaimLoop,
@@ -44,6 +44,7 @@ from modelchain.market.channels import (
     channel_ids_of_account,
     is_accepting_vouchers,
 )
+from modelchain.market.inference import Seal, SealRejected
 from modelchain.market.marketdb import MarketDB, MarketStoreError, ReceiptRow
 from modelchain.market.receipts import (
     KIND_CHANNEL,
@@ -87,10 +88,14 @@ class CallResult(Protocol):
     def outputs(self) -> Any: ...
     @property
     def output_hash(self) -> str: ...
+    @property
+    def receipt(self) -> tuple[dict[str, Any], bytes] | None: ...
 
 
-Runner = Callable[[Any], CallResult]
-"""Runs the model for a prepared call; raises a typed error when it fails."""
+Runner = Callable[[Any, Seal | None], CallResult]
+"""Runs the model for a prepared call, doing what its seal asks (InferenceService.run):
+raises SealRejected, with nothing run, when the seal's signature check fails, and a typed
+error when the model fails."""
 
 
 # --- errors ----------------------------------------------------------------------
@@ -513,7 +518,7 @@ class Payments:
         if problem is not None:
             raise RequestIdInvalid(problem)
         if prepared.price == 0:  # free: a payment is ignored, never taken
-            return _answer(prepared, run(prepared), None, None)
+            return _answer(prepared, run(prepared, None), None, None)
         try:
             payment = parse_payment(prepared.parameters)
             if payment is None:
@@ -539,7 +544,9 @@ class Payments:
         with self._senders.hold(tx.sender):
             with node.chain.lock:
                 self._check_admissible(tx)
-            result = run(prepared)
+                height = node.chain.height
+            fields = self._receipt_fields(prepared, {"kind": KIND_TX, "txid": tx.txid}, height)
+            result = run(prepared, Seal(receipt=fields))
             try:
                 node.submit_tx(tx)
             except ModelchainError as exc:
@@ -548,9 +555,7 @@ class Payments:
                     "nothing was charged and no output is given",
                     tx_code=exc.code,
                 ) from exc
-            height = node.chain.height
-        payment = {"kind": KIND_TX, "txid": tx.txid}
-        receipt, row = self._receipt(prepared, result, payment, height, tx.sender)
+        receipt, row = self._receipt(result, fields, tx.sender)
         try:
             self.db.write([row])
         except MarketStoreError:  # the payment is settled: answer; only the filing failed
@@ -606,42 +611,53 @@ class Payments:
                 self.policy,
             )
             assert info is not None
-            if not verify_voucher(info.payer, chain_id, info.id, voucher.amount, voucher.sig):
+            payment = {"kind": KIND_CHANNEL, "channel": info.id, "amount": voucher.amount}
+            fields = self._receipt_fields(prepared, payment, height)
+            try:
+                message = compute_voucher_message(chain_id, info.id, voucher.amount)
+                # the one signature check of the call, made by the worker before the run
+                check = (info.payer, message, bytes.fromhex(voucher.sig))
+                result = run(prepared, Seal(check=check, receipt=fields))
+            except (SealRejected, VoucherMalformed):
                 raise VoucherBadSignature(
                     f"sig is not the payer's voucher for {voucher.amount} on channel {info.id[:16]}"
-                )
-            result = run(prepared)
-            payment = {"kind": KIND_CHANNEL, "channel": info.id, "amount": voucher.amount}
-            receipt, row = self._receipt(prepared, result, payment, height, info.payer, voucher.sig)
+                ) from None
+            receipt, row = self._receipt(result, fields, info.payer, voucher.sig)
             # the voucher counts only from here: a failed run above leaves no trace
             self.book.record(row)
         return _answer(prepared, result, receipt, row.id)
 
+    def _receipt_fields(
+        self, prepared: PreparedCall, payment: dict[str, Any], height: int
+    ) -> dict[str, Any]:
+        """The receipt's fields but the output hash: what the run's seal carries."""
+        return {
+            "chain_id": self.node.params.chain_id,
+            "height": height,
+            "model": prepared.model,
+            "model_version": prepared.version,
+            "model_sha256": prepared.sha256,
+            "input_hash": prepared.request_hash,
+            "price": prepared.price,
+            "payment": payment,
+            "request_id": prepared.request_id,
+        }
+
     def _receipt(
         self,
-        prepared: PreparedCall,
         result: CallResult,
-        payment: dict[str, Any],
-        height: int,
+        fields: dict[str, Any],
         payer: str,
         voucher_sig: str | None = None,
     ) -> tuple[dict[str, Any], ReceiptRow]:
-        """The signed receipt and the row that files it."""
-        receipt, body = sign_receipt_encoded(
-            self._signer,
-            {
-                "chain_id": self.node.params.chain_id,
-                "height": height,
-                "model": prepared.model,
-                "model_version": prepared.version,
-                "model_sha256": prepared.sha256,
-                "input_hash": prepared.request_hash,
-                "output_hash": result.output_hash,
-                "price": prepared.price,
-                "payment": payment,
-                "request_id": prepared.request_id,
-            },
-        )
+        """The signed receipt (as the worker sealed it, or signed here) and its row."""
+        if result.receipt is not None:
+            receipt, body = result.receipt
+        else:
+            receipt, body = sign_receipt_encoded(
+                self._signer, {**fields, "output_hash": result.output_hash}
+            )
+        payment = fields["payment"]
         row = ReceiptRow(
             id=hashlib.sha256(body).hexdigest(),  # = compute_receipt_id(receipt)
             created=int(time.time()),
@@ -651,9 +667,9 @@ class Payments:
             amount=payment.get("amount"),
             sig=voucher_sig,
             payer=payer,
-            model=prepared.model,
-            version=prepared.version,
-            height=height,
+            model=fields["model"],
+            version=fields["model_version"],
+            height=fields["height"],
             body=body.decode("utf-8"),
         )
         return receipt, row

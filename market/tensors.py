@@ -765,6 +765,21 @@ def output_record_of_value(name: str, value: Any, encoded: Mapping[str, Any]) ->
     return tensor_record(name, encoded["datatype"], value.shape, tensor_bytes(value))
 
 
+def array_output_hash(results: Mapping[str, Any]) -> str | None:
+    """compute_output_hash of outputs that are all tensors free of NaN, from the arrays
+    alone (as an inference worker holds them, unencoded); None for any other outputs.
+    Raises InferUnsupportedType for an array with no v2 datatype."""
+    records = []
+    for name, value in results.items():
+        if not isinstance(value, np.ndarray):
+            return None
+        if (value.dtype.kind == "f" or value.dtype in _ML_FLOATS) and np.isnan(value).any():
+            return None
+        datatype = datatype_of(value).name
+        records.append((name, tensor_record(name, datatype, value.shape, tensor_bytes(value))))
+    return hash_output_records(records)
+
+
 def json_hash_bytes(value: Any) -> bytes:
     """The hash form of a JSON output's data: canonical JSON (sorted keys, no spaces, UTF-8)
     of the value with every number replaced by the string JavaScript's String(number) gives."""

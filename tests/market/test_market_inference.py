@@ -17,15 +17,18 @@ from typing import Any
 
 import numpy as np
 import pytest
+from factories import key_for
 from factories_market import flip_byte, mlp_model, register_model, wait_until
 
 from modelchain.contracts.registry import VersionInfo
 from modelchain.market.inference import (
     InferenceService,
     PreparedCall,
+    Seal,
     SessionCache,
 )
 from modelchain.market.node import MarketNode
+from modelchain.market.receipts import sign_receipt_encoded, verify_receipt
 from modelchain.market.tensors import InferenceError, compute_output_hash, compute_request_hash
 from modelchain.models_store import runtime
 
@@ -46,7 +49,7 @@ def make_service(market_node: MarketNode) -> Iterator[Any]:
     def make(**overrides: Any) -> InferenceService:
         service_options = {
             key: overrides.pop(key)
-            for key in ("queue_seconds", "max_sessions", "max_session_bytes")
+            for key in ("queue_seconds", "max_sessions", "max_session_bytes", "receipt_key")
             if key in overrides
         }
         config = replace(market_node.config, **overrides)
@@ -291,6 +294,71 @@ def test_zipmap_and_sequence_outputs_come_back_as_json(
         "data": [[1.0, 2.0], [1.0, 2.0]],
     }
     assert maybe["data"] == [1.0, 2.0]
+
+
+# --- sealed paid calls: Ed25519 work done in the worker -----------------------------------
+
+NODE_KEY = key_for("sealing node")
+PAYER_KEY = key_for("sealing payer")
+
+
+def receipt_fields(call: PreparedCall) -> dict[str, Any]:
+    """A receipt's fields but the output hash, as Payments seals them."""
+    return {
+        "chain_id": "regtest",
+        "height": 7,
+        "model": call.model,
+        "model_version": call.version,
+        "model_sha256": call.sha256,
+        "input_hash": call.request_hash,
+        "price": 1_000,
+        "payment": {"kind": "channel", "channel": "cd" * 32, "amount": 3_000},
+        "request_id": None,
+    }
+
+
+def test_a_seal_whose_signature_fails_refuses_the_call_before_the_model_loads(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1, receipt_key=NODE_KEY)
+    call = prepare(service, versions["addmul@1"], ADDMUL_INPUTS)
+    message = b"a voucher's message"
+    forged = (PAYER_KEY.account, message, key_for("someone else").sign(message))
+    error = raises_code("infer-seal-rejected", service.run, call, Seal(check=forged))
+    assert error.http_status == 402
+    assert service.stats().sessions_created == 0  # nothing was loaded, let alone run
+    signed = (PAYER_KEY.account, message, PAYER_KEY.sign(message))
+    assert service.run(call, Seal(check=signed)).outputs[0]["data"] == [11, 22, 33, 14, 25, 36]
+    assert service.stats().sessions_created == 1
+
+
+def test_a_sealed_receipt_is_signed_in_the_worker_as_the_node_signs_it(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1, receipt_key=NODE_KEY)
+    call = prepare(service, versions["addmul@1"], ADDMUL_INPUTS)
+    fields = receipt_fields(call)
+    result = service.run(call, Seal(receipt=fields))
+    assert result.receipt is not None
+    receipt, body = result.receipt
+    assert verify_receipt(receipt, NODE_KEY.account)
+    assert receipt["output_hash"] == result.output_hash == compute_output_hash(result.outputs)
+    # Ed25519 is deterministic: the worker's receipt is byte for byte the node's own
+    assert (receipt, body) == sign_receipt_encoded(
+        NODE_KEY, {**fields, "output_hash": result.output_hash}
+    )
+
+
+def test_outputs_a_worker_cannot_hash_alone_leave_the_receipt_to_the_caller(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1, receipt_key=NODE_KEY)
+    features = [{"name": "features", "datatype": "FP32", "shape": [1, 3], "data": [[1, 2, 3]]}]
+    call = prepare(service, versions["zipmap-str@1"], features)  # a map output: JSON
+    assert service.run(call, Seal(receipt=receipt_fields(call))).receipt is None
+    unkeyed = make_service(inference_workers=1)  # no key to sign with
+    addmul = prepare(unkeyed, versions["addmul@1"], ADDMUL_INPUTS)
+    assert unkeyed.run(addmul, Seal(receipt=receipt_fields(addmul))).receipt is None
 
 
 def test_sessions_are_created_once_and_shared_across_requests(

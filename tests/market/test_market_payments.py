@@ -27,6 +27,7 @@ from modelchain.contracts.split import compute_shares
 from modelchain.market.channels import ClaimPolicy
 from modelchain.market.client import sign_call
 from modelchain.market.config import NodeConfig, dev_wallet
+from modelchain.market.inference import Seal, SealRejected, seal_check_passes
 from modelchain.market.node import MarketNode
 from modelchain.market.payments import PaymentError, Payments
 from modelchain.market.receipts import verify_receipt
@@ -69,18 +70,23 @@ class FakeCall:
 class FakeResult:
     outputs: list[dict[str, Any]]
     output_hash: str
+    receipt: tuple[dict[str, Any], bytes] | None = None
+    """Left to the caller to sign, as a worker does when it cannot hash the outputs."""
 
 
 @dataclass
 class FakeRun:
-    """A model run that answers (or raises `fail`), counting its calls."""
+    """A model run that answers (or raises `fail`), counting its calls. Like a worker, it
+    checks the seal's signature first and refuses the call, not run, when it fails."""
 
     fail: Exception | None = None
     during: Callable[[], None] | None = None
     calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __call__(self, prepared: Any) -> FakeResult:
+    def __call__(self, prepared: Any, seal: Seal | None = None) -> FakeResult:
+        if not seal_check_passes(seal):
+            raise SealRejected("the payment's signature fails")
         with self.lock:
             self.calls += 1
         if self.during is not None:

@@ -22,6 +22,7 @@ from modelchain.market import tensors
 from modelchain.market.tensors import (
     DATATYPES,
     InferenceError,
+    array_output_hash,
     compute_output_hash,
     compute_request_hash,
     decode_input,
@@ -325,6 +326,27 @@ def test_fast_output_records_equal_the_records_read_from_the_response(datatype: 
     )
     encoded = json.loads(json.dumps(encode_output("y", array)))
     assert output_record_of_value("y", array, encoded) == output_record(encoded)
+
+
+@pytest.mark.parametrize("datatype", sorted(EXACT_VALUES))
+def test_a_worker_hashes_tensor_outputs_from_their_arrays_as_the_response_hashes(
+    datatype: str,
+) -> None:
+    spec = tensors.BY_NAME[datatype]
+    array = decode(
+        {"datatype": datatype, "shape": [2, 2], "data": EXACT_VALUES[datatype]},
+        tensor(spec.elem_type, ["n", "m"]),
+    )
+    other = np.arange(3, dtype=np.int64)
+    outputs = [encode_output("y", array), encode_output("a", other)]
+    assert array_output_hash({"y": array, "a": other}) == compute_output_hash(
+        json.loads(json.dumps(outputs))
+    )
+
+
+def test_outputs_a_worker_cannot_hash_from_arrays_alone_give_none() -> None:
+    assert array_output_hash({"y": np.array([1.0, float("nan")], dtype=np.float32)}) is None
+    assert array_output_hash({"y": np.ones(2), "m": [{"a": 1.0}]}) is None
 
 
 def test_a_nan_output_hashes_as_the_response_reads_it_whatever_its_bits() -> None:
