@@ -480,9 +480,9 @@ class MarketDB:
                 kept.append(segment)
         self._segments = [*kept, current]
         if current.size >= SEGMENT_BYTES:
-            current.last_seq = self._seq
-            number = int(current.path.stem) + 1
-            self._segments.append(_Segment(self._segment_path(number)))
+            fresh = _Segment(self._segment_path(int(current.path.stem) + 1))
+            current.last_seq = self._seq  # closed for writing only once the next one exists
+            self._segments.append(fresh)
 
     def close(self) -> None:
         """Refuse new writes, fsync and file what the log holds, close the files."""
@@ -494,11 +494,10 @@ class MarketDB:
         self._kick.set()
         self._flusher.join()
         with self._log_lock:
+            self._segments[-1].last_seq = self._seq
             for segment in self._segments:
                 os.close(segment.fd)
-                if segment.last_seq is None:
-                    segment.last_seq = self._seq
-                if segment.last_seq <= self._filed:
+                if segment.last_seq is not None and segment.last_seq <= self._filed:
                     segment.path.unlink(missing_ok=True)
         with self.lock:
             self.db.conn.close()

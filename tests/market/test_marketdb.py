@@ -379,3 +379,27 @@ def test_closed_files_take_no_write(open_db: Callable[..., MarketDB]) -> None:
 def test_negative_sync_interval_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="sync_ms"):
         MarketDB(tmp_path / "market.sqlite", sync_ms=-1)
+
+
+def test_a_new_segment_that_cannot_be_made_leaves_every_receipt_kept(
+    open_db: Callable[..., MarketDB], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(marketdb, "SEGMENT_BYTES", 600)
+    db = open_db()
+    for i in range(3):
+        db.write([receipt_row(i)])
+
+    def no_room(path: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(marketdb, "_Segment", no_room)
+        with pytest.raises(OSError):
+            db.flush()  # filed, but the next segment could not be started
+    for i in range(3, 6):
+        db.write([receipt_row(i)])  # the full segment takes them all the same
+    db.flush()
+    db.write([receipt_row(6)])
+    abandon(db)
+    open_db()
+    assert filed_ids(db.path) == {receipt_row(i).id for i in range(7)}
