@@ -6,7 +6,10 @@ send pre-built requests: free, paid per call (each request carries a fresh
 signed usage_fee.pay tx) and paid by channel (each carries a voucher raised by
 the price). Reported: requests/s of each and p99 latency, and the paid rates
 as ratios of the free one (`per_call_vs_free`, want >= 0.6; `channel_vs_free`,
-want >= 0.8). Each round runs the three modes back to back, in an order that
+want >= 0.8). A fourth mode, `channel_fsync`, sends the same channel calls
+to the node switched to `--receipt-sync-ms 0` (an fsync before every paid
+answer, group-committed; `channel_fsync_vs_free`): what the stricter
+durability costs. Each round runs the modes back to back, in an order that
 rotates from round to round, and gives each paid mode's ratio to that round's
 free run; the median round's ratio counts (a 2-core VM shared with other work
 drifts by 20% within a minute: ratios of neighbouring runs drift much less).
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument(
         "--modes",
-        default="free,per_call,channel",
+        default="free,per_call,channel,channel_fsync",
         help="comma-separated modes to run (the ratios need free and the paid ones)",
     )
     parser.add_argument("--client", nargs=3, metavar=("PORT", "PATH", "BODIES"))
@@ -235,7 +238,10 @@ def main(argv: list[str] | None = None) -> None:
         model = "mlp-free" if kind == "free" else "mlp"
         path = f"/v2/models/{model}/versions/1/infer"
         bodies_file = work / "bodies.json"
-        bodies_file.write_text(json.dumps([bodies(kind, c, calls) for c in range(CLIENTS)]))
+        # channel_fsync: the same channel calls on a node run with --receipt-sync-ms 0
+        voucher_kind = "channel" if kind == "channel_fsync" else kind
+        bodies_file.write_text(json.dumps([bodies(voucher_kind, c, calls) for c in range(CLIENTS)]))
+        node.payments.db.sync_ms = 0 if kind == "channel_fsync" else config.receipt_sync_ms
         before = cpu_seconds(node)
         out = subprocess.run(
             [sys.executable, __file__, "--client", str(port), path, str(bodies_file)],
@@ -257,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         run("free", 20)  # warm the workers and sessions
-        modes = [mode for mode in ("free", "per_call", "channel") if mode in args.modes.split(",")]
+        known = ("free", "per_call", "channel", "channel_fsync")
+        modes = [mode for mode in known if mode in args.modes.split(",")]
         results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
         ratios: dict[str, list[float]] = {mode: [] for mode in modes if mode != "free"}
         for round_ in range(args.rounds):
@@ -288,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
             }
             for kind, runs in results.items()
         }
-        if len(modes) < 3:  # a partial run (e.g. for a profiler): no ratios
+        if not {"free", "per_call", "channel"} <= set(modes):  # a partial run: no ratios
             print(json.dumps({"rps": rps, "p99_ms": p99}, sort_keys=True))
             return
         figures = {
@@ -296,6 +303,15 @@ def main(argv: list[str] | None = None) -> None:
             "per_call_vs_free": round(statistics.median(ratios["per_call"]), 3),
             "channel_vs_free_rounds": [round(r, 3) for r in ratios["channel"]],
             "per_call_vs_free_rounds": [round(r, 3) for r in ratios["per_call"]],
+            **(
+                {
+                    "channel_fsync_vs_free": round(statistics.median(ratios["channel_fsync"]), 3),
+                    "channel_fsync_rps": round(rps["channel_fsync"], 1),
+                    "channel_fsync_p99_ms": round(p99["channel_fsync"], 2),
+                }
+                if "channel_fsync" in ratios
+                else {}
+            ),
             "free_rps": round(rps["free"], 1),
             "per_call_rps": round(rps["per_call"], 1),
             "channel_rps": round(rps["channel"], 1),
