@@ -1,10 +1,11 @@
 """The node's side of payment channels: the voucher book and the claim loop.
 
 The book holds, per channel, the highest voucher the node answered for, in
-memory for the per-call check and in market.sqlite so a restart never
-forgets one. The claim loop turns those vouchers into money: it claims a
-channel on-chain once the unclaimed amount passes a threshold, and in any
-case before the channel's expiry with a margin of blocks that covers a reorg.
+memory for the per-call check and in the market's receipt log and
+market.sqlite so a restart never forgets one. The claim loop turns those
+vouchers into money: it claims a channel on-chain once the unclaimed amount
+passes a threshold, and in any case before the channel's expiry with a margin
+of blocks that covers a reorg.
 """
 
 from __future__ import annotations
@@ -118,9 +119,9 @@ class VoucherBook:
             return list(self._rows.values())
 
     def record(self, receipt: ReceiptRow) -> None:
-        """File the receipt of a call paid by voucher, then count its voucher.
+        """Keep the receipt of a call paid by voucher (MarketDB.write), then count its voucher.
 
-        Returns only once durable; raises MarketStoreError with nothing counted.
+        Raises MarketStoreError with nothing kept or counted.
         """
         assert receipt.channel is not None and receipt.amount is not None and receipt.sig
         row = VoucherRow(

@@ -8,11 +8,12 @@ get the GIL back afterwards; bench/inference.py measured it), so a call keeps
 its receipt by **appending** it to the receipt log, with the GIL held, and
 answers at once. What is appended is in the kernel's page cache: a killed,
 crashed or restarted node process keeps it. A flusher thread fsyncs the log
-every `sync_ms` milliseconds (20 by default) and every FILE_SECONDS files what
-it holds into `market.sqlite` (one transaction); a log segment is deleted once
-all its receipts are filed. Opening the files files what the log holds and
-SQLite lacks. So a power cut or kernel crash can lose at most the last
-`sync_ms` of receipts, as PostgreSQL's `synchronous_commit = off` can; a node
+every `sync_ms` milliseconds (20 by default) and, at most every FILE_SECONDS,
+files what it holds into `market.sqlite` (one transaction); a log segment is
+deleted once all its receipts are filed. Opening the files files what the log
+holds and SQLite lacks. So a power cut or kernel crash can lose about the last
+`sync_ms` of receipts (more while a filing into SQLite is slow: the same thread
+does both), as PostgreSQL's `synchronous_commit = off` can; a node
 that must not lose even those runs with `sync_ms = 0`: every call then waits
 for the fsync that covers it (group commit: concurrent calls share one).
 Readers see a receipt as soon as it is appended.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -60,6 +62,8 @@ SEGMENT_BYTES = 4 * 1024 * 1024
 """A log segment past this size is closed and a new one started."""
 FILE_SECONDS = 1.0
 """How often the flusher files what the log holds into SQLite (readers see it either way)."""
+CLOSE_SECONDS = 30.0
+"""How long close() waits for the flusher's last pass."""
 WRITE_TIMEOUT_SECONDS = 30.0
 """How long a caller waits for its fsync (sync_ms = 0) before giving up with an error."""
 _HEADER = struct.Struct(">II")
@@ -120,17 +124,28 @@ class VoucherRow:
 
 def encode_record(rows: Sequence[ReceiptRow]) -> bytes:
     """One log record holding `rows`."""
-    payload = json.dumps(rows, separators=(",", ":")).encode()
+    return _frame(json.dumps(rows, separators=(",", ":")).encode())
+
+
+def encode_withdrawal(ids: Sequence[str]) -> bytes:
+    """One log record withdrawing the receipts `ids` appended earlier: their callers were
+    told the call failed, so a replay must not file them."""
+    return _frame(json.dumps({"withdrawn": list(ids)}, separators=(",", ":")).encode())
+
+
+def _frame(payload: bytes) -> bytes:
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def decode_records(data: bytes) -> tuple[list[ReceiptRow], int]:
-    """The rows of the whole records at the start of `data`, and how many bytes they take.
+def decode_records(data: bytes) -> tuple[list[ReceiptRow], set[str], int]:
+    """The rows and the withdrawn ids of the whole records at the start of `data`, and
+    how many bytes those records take.
 
     Reading stops at the first record that is cut short or does not match its
     checksum: what an append interrupted by a power cut leaves.
     """
     rows: list[ReceiptRow] = []
+    withdrawn: set[str] = set()
     offset = 0
     while offset + _HEADER.size <= len(data):
         length, crc = _HEADER.unpack_from(data, offset)
@@ -139,11 +154,15 @@ def decode_records(data: bytes) -> tuple[list[ReceiptRow], int]:
         if len(payload) < length or zlib.crc32(payload) != crc:
             break
         try:
-            rows.extend(ReceiptRow(*values) for values in json.loads(payload))
-        except (ValueError, TypeError):  # a checksum collision on garbage
+            value = json.loads(payload)
+            if isinstance(value, dict):
+                withdrawn.update(str(receipt_id) for receipt_id in value["withdrawn"])
+            else:
+                rows.extend(ReceiptRow(*values) for values in value)
+        except (ValueError, TypeError, KeyError):  # a checksum collision on garbage
             break
         offset = start + length
-    return rows, offset
+    return rows, withdrawn, offset
 
 
 def _libc_write() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
@@ -201,39 +220,38 @@ class _Pending:
 
     seq: int
     rows: Sequence[ReceiptRow]
-    segment: _Segment
-    offset: int
-    """Where in the segment its record starts."""
+    waits: bool
+    """Its caller waits for the fsync (sync_ms was 0 when it wrote)."""
+    withdrawn: bool = False
+    """Its caller was told it failed: never filed, and withdrawn in the log too."""
 
 
 class MarketDB:
-    """`<data>/market.sqlite` and its receipt log `<data>/market-log/`. Thread-safe."""
+    """`<data>/market.sqlite` and its receipt log `<data>/market-log/`. Thread-safe.
+
+    One process at a time: the log directory is locked (flock) while open.
+    """
 
     def __init__(self, path: Path, sync_ms: int = DEFAULT_SYNC_MS) -> None:
         if sync_ms < 0:
             raise ValueError("sync_ms must be >= 0")
         self.path = path
         self.sync_ms = sync_ms
-        """May be changed while open (bench/inference.py does): the next write and pass
-        of the flusher follow it."""
+        """May be changed while open (bench/inference.py does): each write follows the
+        value it finds, and the flusher's next pass too."""
         self.log_dir = path.parent / f"{path.stem}-log"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")  # a filing must be on disk before its log goes
-        self.db = sqlite_utils.Database(conn)
-        self.lock = threading.Lock()
-        """Serialises use of the one connection (filings, readers)."""
-        self.syncs = 0
-        """fsyncs of the log made since the files were opened."""
-        self.filings = 0
-        """Transactions that filed receipts into SQLite (replay's included)."""
-        self._migrate()
-        self._replay()
+        self._dir_lock = _lock_directory(self.log_dir)
+        try:
+            self._open_sqlite()
+        except BaseException:
+            os.close(self._dir_lock)
+            raise
 
         self._log_lock = threading.Lock()
-        """Guards the log's state below; held only around an append, never across I/O."""
+        """Guards the log's state below; never held across an fsync or a filing."""
         self._segments = [_Segment(self._segment_path(1))]
+        _fsync_directory(self.log_dir)
         self._seq = 0
         """Writes appended so far (each write's sequence number)."""
         self._unfiled: dict[str, ReceiptRow] = {}
@@ -242,12 +260,14 @@ class MarketDB:
         """Writes appended since the flusher last took them (to fsync)."""
         self._to_file: list[_Pending] = []
         """Writes fsynced (or answered for) and not yet filed into SQLite, in order."""
-        self._last_filing = time.monotonic()
         self._synced = 0
-        """Every write up to this sequence number is fsynced."""
+        """Every write up to this sequence number is fsynced (set under the log lock)."""
         self._filed = 0
-        """Every write up to this sequence number is in SQLite."""
-        self._synced_cond = threading.Condition(threading.Lock())
+        """Every write up to this sequence number is filed into SQLite or withdrawn."""
+        self._last_filing = time.monotonic()
+        self._synced_cond = threading.Condition(self._log_lock)
+        self._flush_lock = threading.Lock()
+        """One flush at a time (the flusher's, or a caller's)."""
         self._broken: BaseException | None = None
         """An fsync failed: what was appended may be lost, so nothing more is taken."""
         self._closed = False
@@ -260,6 +280,25 @@ class MarketDB:
             target=self._run, name="modelchain-receipt-log", daemon=True
         )
         self._flusher.start()
+
+    def _open_sqlite(self) -> None:
+        """Open market.sqlite, bring its schema up, file what the log holds."""
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # a filing is on disk before its log goes
+        self.db = sqlite_utils.Database(conn)
+        self.lock = threading.Lock()
+        """Serialises use of the one connection (filings, readers)."""
+        self.syncs = 0
+        """fsyncs of the log made since the files were opened."""
+        self.filings = 0
+        """Transactions that filed receipts into SQLite (replay's included)."""
+        try:
+            self._migrate()
+            self._replay()
+        except BaseException:
+            conn.close()
+            raise
 
     def _migrate(self) -> None:
         with self.lock, self.db.atomic():
@@ -286,9 +325,10 @@ class MarketDB:
         """File what the log holds (a node that stopped without filing it), then empty it."""
         paths = sorted(self.log_dir.glob("*.log"))
         rows: list[ReceiptRow] = []
+        withdrawn: set[str] = set()
         for path in paths:
             data = path.read_bytes()
-            found, used = decode_records(data)
+            found, gone, used = decode_records(data)
             if used < len(data):
                 log.warning(
                     "receipt log %s: dropped a torn record of %d bytes at its end",
@@ -296,23 +336,34 @@ class MarketDB:
                     len(data) - used,
                 )
             rows.extend(found)
-        if rows:
-            self._file(rows)
-            log.info("filed %d receipts from the receipt log", len(rows))
+            withdrawn |= gone
+        kept = [row for row in rows if row.id not in withdrawn]
+        if kept:
+            self._file(kept)
+            log.info("filed %d receipts from the receipt log", len(kept))
         for path in paths:
             path.unlink()
 
     # --- writing -----------------------------------------------------------
 
+    def check_writable(self) -> None:
+        """Raise MarketStoreError now if a write would be refused (closed, or an fsync
+        failed): a paid call asks before it runs anything."""
+        if self._closed:
+            raise MarketStoreError("the market database is closed")
+        if self._broken is not None:
+            raise MarketStoreError(f"the receipt log failed to sync: {self._broken}")
+
     def write(self, rows: Sequence[ReceiptRow]) -> None:
         """Keep `rows`: return once they survive a killed node (with sync_ms = 0: once
         they are fsynced). Readers see them from then on.
 
-        Raises MarketStoreError (none of them kept) when the append or its fsync
-        fails, the files are closed, or (sync_ms = 0) no fsync came within
-        WRITE_TIMEOUT_SECONDS.
+        Raises MarketStoreError (none of them kept, nor ever filed) when the append
+        or its fsync fails, the files are closed, or (sync_ms = 0) no fsync came
+        within WRITE_TIMEOUT_SECONDS.
         """
         record = encode_record(rows)
+        waits = self.sync_ms == 0
         with self._log_lock:
             if self._closed:
                 raise MarketStoreError("the market database is closed")
@@ -324,16 +375,15 @@ class MarketDB:
             except OSError as exc:
                 self._undo_append(segment)
                 raise MarketStoreError(f"the receipt log failed to write: {exc}") from exc
-            offset = segment.size
             segment.size += len(record)
             segment.dirty = True
             self._seq += 1
-            seq = self._seq
-            self._batch.append(_Pending(seq, rows, segment, offset))
+            pending = _Pending(self._seq, rows, waits)
+            self._batch.append(pending)
             for row in rows:
                 self._unfiled[row.id] = row
-        if self.sync_ms == 0:
-            self._wait_synced(seq)
+        if waits:
+            self._wait_synced(pending)
 
     def _undo_append(self, segment: _Segment) -> None:
         """Cut a failed append's partial bytes off, so later records stay readable."""
@@ -343,22 +393,44 @@ class MarketDB:
             log.error("receipt log %s could not be cut back: %s", segment.path.name, exc)
             self._broken = exc
 
-    def _wait_synced(self, seq: int) -> None:
+    def _wait_synced(self, pending: _Pending) -> None:
         with self._counts:
             self.waiting += 1
         try:
             self._kick.set()
             with self._synced_cond:
-                if not self._synced_cond.wait_for(
-                    lambda: self._synced >= seq or self._broken is not None,
+                self._synced_cond.wait_for(
+                    lambda: self._synced >= pending.seq or self._broken is not None,
                     WRITE_TIMEOUT_SECONDS,
-                ):
-                    raise MarketStoreError(f"no fsync within {WRITE_TIMEOUT_SECONDS:.0f} s")
-                if self._synced < seq:
+                )
+                if self._synced >= pending.seq:
+                    return
+                self._withdraw(pending)  # the caller hears of a failure: never file it
+                if self._broken is not None:
                     raise MarketStoreError(f"the receipt log failed to sync: {self._broken}")
+                raise MarketStoreError(f"no fsync within {WRITE_TIMEOUT_SECONDS:.0f} s")
         finally:
             with self._counts:
                 self.waiting -= 1
+
+    def _withdraw(self, pending: _Pending) -> None:
+        """Under the log lock: forget a write whose caller is told it failed, and say so in
+        the log, so that neither the flusher nor a replay files it."""
+        if pending.withdrawn:
+            return
+        pending.withdrawn = True
+        for row in pending.rows:
+            self._unfiled.pop(row.id, None)
+        segment = self._segments[-1]
+        record = encode_withdrawal([row.id for row in pending.rows])
+        try:
+            append_record(segment.fd, record)
+        except OSError as exc:  # the record stays in the log; only a crash replays it
+            log.error("receipt log: withdrawing write %d failed: %s", pending.seq, exc)
+            self._undo_append(segment)
+            return
+        segment.size += len(record)
+        segment.dirty = True
 
     # --- the flusher ----------------------------------------------------------
 
@@ -369,36 +441,57 @@ class MarketDB:
             self._kick.clear()
             try:
                 self.flush(file=time.monotonic() - self._last_filing >= FILE_SECONDS)
-            except Exception:  # the flusher outlives one bad pass; the log keeps the rows
+            except BaseException:  # the flusher outlives one bad pass; the log keeps the rows
                 log.exception("receipt log flush failed")
-        self.flush()
+        try:
+            self.flush()
+        except BaseException:  # close() keeps the log for the next opening to file
+            log.exception("receipt log: the last flush before closing failed")
 
     def flush(self, *, file: bool = True) -> None:
         """Fsync what was appended; with `file`, file what is fsynced into SQLite.
 
-        The flusher does this every sync_ms, filing once every FILE_SECONDS.
+        The flusher does this every sync_ms, filing every FILE_SECONDS.
         """
-        with self._log_lock:
-            batch, self._batch = self._batch, []
-            dirty = [segment for segment in self._segments if segment.dirty]
-            for segment in dirty:
-                segment.dirty = False
-            seq = self._seq
-        if batch or dirty:
-            try:
-                for segment in dirty:
-                    os.fdatasync(segment.fd)
-            except OSError as exc:
-                self._sync_failed(batch, exc)
-                return
-            self.syncs += 1
+        with self._flush_lock:
             with self._log_lock:
-                self._to_file.extend(batch)
-            with self._synced_cond:
-                self._synced = seq
-                self._synced_cond.notify_all()
-        if file:
-            self._file_synced()
+                batch, self._batch = self._batch, []
+                dirty = [segment for segment in self._segments if segment.dirty]
+                for segment in dirty:
+                    segment.dirty = False
+                seq = self._seq
+            if batch or dirty:
+                try:
+                    for segment in dirty:
+                        os.fdatasync(segment.fd)
+                except OSError as exc:
+                    self._sync_failed(batch, exc)
+                    return
+                self.syncs += 1
+                with self._synced_cond:  # the log lock: no write is withdrawn meanwhile
+                    self._to_file.extend(p for p in batch if not p.withdrawn)
+                    self._synced = seq
+                    self._synced_cond.notify_all()
+            if file:
+                self._file_synced()
+
+    def _sync_failed(self, batch: list[_Pending], exc: OSError) -> None:
+        """An fsync failed: the kernel may have dropped what it held, so take nothing more.
+
+        Writes already answered (their callers did not wait) are filed from memory.
+        Writes whose callers still wait are withdrawn: they hear of the failure.
+        """
+        log.error("receipt log fsync failed; the node takes no more paid calls: %s", exc)
+        with self._synced_cond:
+            self._broken = exc
+            unsynced = batch + self._batch
+            self._batch = []
+            for pending in unsynced:
+                if pending.waits:
+                    self._withdraw(pending)
+                else:
+                    self._to_file.append(pending)
+            self._synced_cond.notify_all()
 
     def _file_synced(self) -> None:
         """File the fsynced writes into SQLite; delete the log segments all filed."""
@@ -407,45 +500,19 @@ class MarketDB:
             batch, self._to_file = self._to_file, []
         if not batch:
             return
-        rows = [row for pending in batch for row in pending.rows]
         try:
+            with self._log_lock:
+                rows = [row for p in batch if not p.withdrawn for row in p.rows]
             self._file(rows)
-        except sqlite3.Error:
-            log.exception("filing %d receipts into SQLite failed; the log keeps them", len(rows))
+        except BaseException:
             with self._log_lock:
                 self._to_file[:0] = batch  # the next filing tries them again, in order
-            return
+            raise
         with self._log_lock:
             for row in rows:
                 self._unfiled.pop(row.id, None)
             self._filed = batch[-1].seq
             self._rotate()
-
-    def _sync_failed(self, batch: list[_Pending], exc: OSError) -> None:
-        """An fsync failed: the kernel may have dropped what it held, so take nothing more.
-
-        Calls already answered (sync_ms > 0) keep their receipts: they are filed
-        from memory. Calls still waiting for this fsync (sync_ms = 0) are told
-        their receipts were not kept, so those are cut off the log and forgotten.
-        """
-        log.error("receipt log fsync failed; the node takes no more paid calls: %s", exc)
-        with self._log_lock, self._synced_cond:
-            self._broken = exc
-            if self.sync_ms:
-                self._to_file.extend(batch)
-            else:
-                unsynced = batch + self._batch
-                self._batch = []
-                for pending in reversed(unsynced):  # back to each segment's first unsynced byte
-                    pending.segment.size = pending.offset
-                    for row in pending.rows:
-                        self._unfiled.pop(row.id, None)
-                for segment in {id(p.segment): p.segment for p in unsynced}.values():
-                    try:
-                        os.ftruncate(segment.fd, segment.size)
-                    except OSError as cut:
-                        log.error("receipt log %s could not be cut back: %s", segment.path, cut)
-            self._synced_cond.notify_all()
 
     def _file(self, rows: Sequence[ReceiptRow]) -> None:
         """INSERT OR IGNORE `rows` into SQLite as one transaction."""
@@ -474,15 +541,24 @@ class MarketDB:
         kept = []
         for segment in self._segments[:-1]:
             if segment.last_seq is not None and segment.last_seq <= self._filed:
-                os.close(segment.fd)
-                segment.path.unlink(missing_ok=True)
+                self._delete(segment)
             else:
                 kept.append(segment)
         self._segments = [*kept, current]
         if current.size >= SEGMENT_BYTES:
             fresh = _Segment(self._segment_path(int(current.path.stem) + 1))
+            _fsync_directory(self.log_dir)  # the new file's name survives a power cut too
             current.last_seq = self._seq  # closed for writing only once the next one exists
             self._segments.append(fresh)
+
+    @staticmethod
+    def _delete(segment: _Segment) -> None:
+        os.close(segment.fd)
+        segment.fd = -1
+        try:
+            segment.path.unlink(missing_ok=True)
+        except OSError as exc:  # replaying it again files nothing twice (INSERT OR IGNORE)
+            log.error("receipt log %s could not be deleted: %s", segment.path.name, exc)
 
     def close(self) -> None:
         """Refuse new writes, fsync and file what the log holds, close the files."""
@@ -492,15 +568,20 @@ class MarketDB:
             self._closed = True
         self._stop.set()
         self._kick.set()
-        self._flusher.join()
+        self._flusher.join(CLOSE_SECONDS)
+        if self._flusher.is_alive():  # an fsync hangs: leave the files for the next opening
+            log.error("receipt log: the flusher did not stop within %.0f s", CLOSE_SECONDS)
+            return
         with self._log_lock:
             self._segments[-1].last_seq = self._seq
             for segment in self._segments:
-                os.close(segment.fd)
                 if segment.last_seq is not None and segment.last_seq <= self._filed:
-                    segment.path.unlink(missing_ok=True)
+                    self._delete(segment)
+                elif segment.fd >= 0:
+                    os.close(segment.fd)
         with self.lock:
             self.db.conn.close()
+        os.close(self._dir_lock)
 
     # --- reading -----------------------------------------------------------
 
@@ -510,6 +591,8 @@ class MarketDB:
 
     def load_vouchers(self) -> list[VoucherRow]:
         """The highest voucher kept per channel."""
+        # unfiled first: a row only moves from there to SQLite, so none is missed
+        unfiled = self._unfiled_rows()
         with self.lock:
             # SQLite takes the bare columns from the row holding the MAX
             rows = self.db.execute(
@@ -517,7 +600,7 @@ class MarketDB:
                 " WHERE kind = 'channel' GROUP BY channel"
             ).fetchall()
         highest = {row[0]: VoucherRow(*row) for row in rows}
-        for row in self._unfiled_rows():
+        for row in unfiled:
             if row.kind != "channel" or row.channel is None or row.amount is None:
                 continue
             known = highest.get(row.channel)
@@ -530,6 +613,7 @@ class MarketDB:
 
     def receipt_body(self, receipt_id: str) -> str | None:
         """The kept receipt's canonical JSON, or None."""
+        # unfiled first: a row only moves from there to SQLite, so none is missed
         with self._log_lock:
             unfiled = self._unfiled.get(receipt_id)
         if unfiled is not None:
@@ -539,7 +623,9 @@ class MarketDB:
         return row[0] if row else None
 
     def receipt_ids(self, *, txid: str | None = None, channel: str | None = None) -> list[str]:
-        """Ids of the receipts for one payment tx, or for one channel (lowest amount first)."""
+        """Ids of the receipts for one payment tx (as filed), or for one channel (lowest
+        amount first)."""
+        unfiled = list(_matching(self._unfiled_rows(), txid, channel))  # first: see above
         with self.lock:
             if txid is not None:
                 found = self.db.execute("SELECT id, 0 FROM receipts WHERE txid = ?", [txid])
@@ -548,7 +634,7 @@ class MarketDB:
                     "SELECT id, amount FROM receipts WHERE channel = ?", [channel]
                 )
             rows = {row[0]: row[1] for row in found.fetchall()}
-        for row in _matching(self._unfiled_rows(), txid, channel):
+        for row in unfiled:
             rows.setdefault(row.id, row.amount or 0)
         return sorted(rows, key=lambda receipt_id: rows[receipt_id])
 
@@ -559,3 +645,26 @@ def _matching(
     for row in rows:
         if (txid is not None and row.txid == txid) or (txid is None and row.channel == channel):
             yield row
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _lock_directory(directory: Path) -> int:
+    """An fd holding an exclusive flock on `directory`/LOCK; raises MarketStoreError when
+    another process holds it (two nodes on one data directory would delete each other's
+    receipt logs)."""
+    fd = os.open(directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise MarketStoreError(
+            f"{directory} is in use by another modelchain node process ({exc.strerror})"
+        ) from exc
+    return fd

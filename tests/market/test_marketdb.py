@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -83,16 +84,19 @@ def filed_ids(path: Path) -> set[str]:
 
 
 def abandon(db: MarketDB) -> None:
-    """Leave `db` as a SIGKILL would: its flusher stopped unflushed, nothing filed or
-    deleted; what it appended stays in the files (the page cache of a killed process)."""
+    """Leave `db` as a SIGKILL would: its flusher stopped without another pass, nothing
+    more fsynced, filed or deleted; what it appended stays in the files (the page cache of
+    a killed process), and its directory lock goes with it."""
+    db.flush = lambda **_: None  # type: ignore[method-assign]
     db._stop.set()
-    db._batch = []  # the final pass finds nothing to file
     db._kick.set()
     db._flusher.join()
     db._closed = True
     for segment in db._segments:
-        os.close(segment.fd)
+        if segment.fd >= 0:
+            os.close(segment.fd)
     db.db.conn.close()
+    os.close(db._dir_lock)
 
 
 def test_kept_receipt_is_readable_at_once_then_filed_and_its_log_deleted(
@@ -223,7 +227,8 @@ def test_decoding_a_cut_log_gives_exactly_its_whole_records(
     records = [[receipt_row(10 * n + i) for i in range(size)] for n, size in enumerate(sizes)]
     data = b"".join(encode_record(rows) for rows in records)
     cut = min(cut, len(data))
-    rows, used = decode_records(data[:cut] + (tail if cut < len(data) else b""))
+    rows, withdrawn, used = decode_records(data[:cut] + (tail if cut < len(data) else b""))
+    assert withdrawn == set()
     ends = [len(b"".join(encode_record(r) for r in records[: n + 1])) for n in range(len(records))]
     whole = sum(1 for end in ends if end <= cut)
     assert rows == [row for record in records[:whole] for row in record]
@@ -276,7 +281,8 @@ def test_failed_filing_keeps_the_receipts_in_the_log_and_files_them_later(
     working = db.db.conn
     db.db.conn = _BrokenConnection(working)  # type: ignore[assignment]
     try:
-        db.flush()  # logged; nothing lost
+        with pytest.raises(sqlite3.OperationalError):
+            db.flush()  # the flusher logs it and carries on; nothing is lost
     finally:
         db.db.conn = working
     assert filed_ids(db.path) == set()
@@ -403,3 +409,167 @@ def test_a_new_segment_that_cannot_be_made_leaves_every_receipt_kept(
     abandon(db)
     open_db()
     assert filed_ids(db.path) == {receipt_row(i).id for i in range(7)}
+
+
+def test_a_second_process_cannot_open_a_log_in_use(open_db: Callable[..., MarketDB]) -> None:
+    db = open_db()
+    with pytest.raises(MarketStoreError, match="in use by another modelchain node"):
+        open_db()  # a second node on the same data directory would delete this one's log
+    db.close()
+    open_db().write([receipt_row(0)])
+
+
+def test_with_sync_ms_0_a_write_whose_fsync_times_out_is_withdrawn_and_never_filed(
+    open_db: Callable[..., MarketDB], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = open_db(sync_ms=0)
+    db.write([receipt_row(0)])
+    gate = threading.Event()
+    fdatasync = os.fdatasync
+
+    def hung_disk(fd: int) -> None:
+        gate.wait(10)
+        fdatasync(fd)
+
+    monkeypatch.setattr(marketdb, "WRITE_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(marketdb.os, "fdatasync", hung_disk)
+    with pytest.raises(MarketStoreError, match="no fsync within"):
+        db.write([receipt_row(1)])  # the caller answers 503: its voucher must never count
+    assert db.receipt_body(receipt_row(1).id) is None
+    gate.set()
+    db.flush()  # the fsync under way finishes; the withdrawn write is still not filed
+    assert filed_ids(db.path) == {receipt_row(0).id}
+    abandon(db)
+    open_db()  # nor does a replay file it: the log says it was withdrawn
+    assert filed_ids(db.path) == {receipt_row(0).id}
+
+
+def test_a_write_answered_before_a_switch_to_sync_0_is_kept_when_the_next_fsync_fails(
+    open_db: Callable[..., MarketDB], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = open_db()
+    db.write([receipt_row(0)])  # answered at once: sync_ms > 0
+    db.sync_ms = 0
+
+    def eio(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(marketdb.os, "fdatasync", eio)
+        with pytest.raises(MarketStoreError, match="failed to sync"):
+            db.write([receipt_row(1)])  # waited, and was told it failed
+    assert db.receipt_body(receipt_row(0).id) is not None
+    assert db.receipt_body(receipt_row(1).id) is None
+    db.flush()
+    assert filed_ids(db.path) == {receipt_row(0).id}
+    abandon(db)
+    open_db()
+    assert filed_ids(db.path) == {receipt_row(0).id}
+
+
+class _WritingConnection:
+    """A connection that, as a filing starts, lets another write in (a call answered
+    while the flusher files): it lands in the segment being filed, after its snapshot."""
+
+    def __init__(self, db: MarketDB, row: ReceiptRow) -> None:
+        self.conn, self.db = db.db.conn, db
+        self.row: ReceiptRow | None = row
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if sql.startswith("INSERT") and self.row is not None:
+            row, self.row = self.row, None
+            self.db.write([row])
+        return self.conn.execute(sql, params)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(["write", "sync", "file", "file-racing", "kill"]), max_size=30))
+def test_every_answered_receipt_is_filed_after_a_kill_whatever_the_interleaving(
+    steps: list[str],
+) -> None:
+    """Small segments rotate often; flushes sync, file, or file while a write races in; a
+    kill (then opening again) may come anywhere. Nothing answered is ever lost."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "market.sqlite"
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(marketdb, "SEGMENT_BYTES", 1_500)
+            db = MarketDB(path, sync_ms=NEVER_MS)
+            answered: set[str] = set()
+            for n, step in enumerate(steps):
+                if step == "write":
+                    db.write([receipt_row(n)])
+                    answered.add(receipt_row(n).id)
+                elif step == "sync":
+                    db.flush(file=False)
+                elif step == "file":
+                    db.flush()
+                elif step == "file-racing":
+                    working = db.db.conn
+                    racing = _WritingConnection(db, receipt_row(n))
+                    db.db.conn = racing  # type: ignore[assignment]
+                    try:
+                        db.flush()
+                    finally:
+                        db.db.conn = working
+                    if racing.row is None:  # there was a filing, and the write raced in
+                        answered.add(receipt_row(n).id)
+                else:
+                    abandon(db)
+                    db = MarketDB(path, sync_ms=NEVER_MS)
+                    assert filed_ids(path) == answered
+            db.close()
+            assert filed_ids(path) == answered
+            assert [p.stat().st_size for p in sorted(db.log_dir.glob("*.log"))] == []
+
+
+FLUSHING_WRITER = """
+import sys
+from pathlib import Path
+from test_marketdb import receipt_row
+from modelchain.market import marketdb
+
+marketdb.SEGMENT_BYTES = 2_000  # rotating, filing and deleting all the time
+marketdb.FILE_SECONDS = 0.002
+db = marketdb.MarketDB(Path(sys.argv[1]), sync_ms=1)
+for i in range(int(sys.argv[2]), 1_000_000):
+    db.write([receipt_row(i)])
+    print(receipt_row(i).id, flush=True)
+"""
+
+
+def test_a_kill_while_the_flusher_syncs_files_and_deletes_loses_no_answered_receipt(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "market.sqlite"
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    kept: list[str] = []
+    for kill_after in (3, 150, 40, 700, 90):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", FLUSHING_WRITER, str(path), str(len(kept) * 10 + 10_000)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert proc.stdout is not None
+        kept += [proc.stdout.readline().strip() for _ in range(kill_after)]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        assert proc.returncode == -signal.SIGKILL
+        MarketDB(path, sync_ms=NEVER_MS).close()
+        assert set(kept) <= filed_ids(path)
+
+
+def test_a_close_whose_last_filing_fails_keeps_the_log_for_the_next_opening(
+    open_db: Callable[..., MarketDB],
+) -> None:
+    db = open_db()
+    for i in range(3):
+        db.write([receipt_row(i)])
+    db.db.conn = _BrokenConnection(db.db.conn)  # type: ignore[assignment]
+    db.close()
+    assert filed_ids(db.path) == set() and log_files(db)
+    open_db()
+    assert filed_ids(db.path) == {receipt_row(i).id for i in range(3)}
