@@ -23,6 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from dataclasses import replace as with_fields
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,7 +35,8 @@ from modelchain.chain.node import ChainNode
 from modelchain.contracts.registry import StorageReader, VersionInfo, get_model, get_version
 from modelchain.contracts.registry import list_versions as registry_versions
 from modelchain.market.config import NodeConfig
-from modelchain.market.receipts import ReceiptInvalid, ReceiptSigner, sign_receipt_encoded
+from modelchain.market.receipts import RECEIPT_VERSION, ReceiptInvalid, sign_receipt_encoded
+from modelchain.market.signer import GuardedKey, GuardedKeyUnavailable, send_key
 from modelchain.market.tensors import (
     InferBadInput,
     InferBadRequest,
@@ -244,9 +246,9 @@ class Seal(NamedTuple):
     work that would otherwise hold the node's GIL (bench/inference.py).
 
     The worker checks `check` before the run and refuses the call (SealRejected, nothing
-    run) when it fails; after the run it signs the receipt of `receipt` with the node's
-    key, when it can hash the outputs from the arrays alone. A tuple: it is pickled to the
-    worker with every paid call.
+    run) when it fails; after the run, when it can hash the outputs from the arrays alone,
+    it signs the receipt of `receipt` with the node's key, which it holds in guarded
+    memory (market/signer.py). A tuple: it is pickled to the worker with every paid call.
     """
 
     check: tuple[str, bytes, bytes] | None = None
@@ -300,8 +302,6 @@ class WorkerSettings:
     max_session_bytes: int
     """Model file bytes the worker's warm sessions may add up to (at least one is kept)."""
     intra_op_threads: int = 1
-    receipt_seed: bytes | None = field(default=None, repr=False)
-    """The node key's seed, to sign sealed receipts; None and the caller signs them."""
 
 
 # --- the service ---------------------------------------------------------------------------
@@ -332,8 +332,10 @@ class InferenceService:
                 if max_session_bytes is not None
                 else config.inference_memory_bytes // 4
             ),
-            receipt_seed=receipt_key.seed if receipt_key is not None else None,
         )
+        self._receipt_account = receipt_key.account if receipt_key is not None else None
+        self._receipt_seed = receipt_key.seed if receipt_key is not None else None
+        """Handed to each worker into guarded memory (market/signer.py), not in its settings."""
         self._slots = threading.BoundedSemaphore(max(1, config.max_concurrent_inferences))
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._workers: list[_Worker] = []
@@ -354,7 +356,7 @@ class InferenceService:
             if self._started:
                 return
             for _ in range(max(1, self.config.inference_workers)):
-                worker = _Worker.spawn(self.settings)
+                worker = _Worker.spawn(self.settings, self._receipt_seed)
                 self._workers.append(worker)
                 self._idle.put(worker)
             self._started = True
@@ -555,10 +557,17 @@ class InferenceService:
         SealRejected when the seal's signature check fails (nothing run).
         """
         self.start()
-        if not self._slots.acquire(timeout=self.queue_seconds):
-            raise InferBusy(
-                f"all {self.config.max_concurrent_inferences} inference slots are busy; retry"
-            )
+        if not self._slots.acquire(blocking=False):
+            if seal is not None and seal.check is not None:
+                # it would wait: check the payment first, so a forged one neither holds
+                # a place in the queue nor hears "busy" instead of "bad signature"
+                if not seal_check_passes(seal):
+                    raise SealRejected("the payment's signature fails")
+                seal = seal._replace(check=None)
+            if not self._slots.acquire(timeout=self.queue_seconds):
+                raise InferBusy(
+                    f"all {self.config.max_concurrent_inferences} inference slots are busy; retry"
+                )
         self._count("in_flight", 1)
         try:
             reply, elapsed = self._dispatch(prepared, seal)
@@ -568,7 +577,27 @@ class InferenceService:
         results, created, evicted, sealed = reply
         self._count("created", int(created))
         self._count("evicted", evicted)
-        return self._result(prepared, results, elapsed, sealed)
+        result = self._result(prepared, results, elapsed)
+        if sealed is not None and seal is not None and self._sealed_as_asked(sealed, seal, result):
+            return with_fields(result, receipt=sealed)
+        return result
+
+    def _sealed_as_asked(
+        self, sealed: tuple[dict[str, Any], bytes], seal: Seal, result: CallResult
+    ) -> bool:
+        """The worker's receipt is the seal's, for these outputs, by this node; else the
+        caller signs it (logged: a worker and its node disagree)."""
+        receipt, _ = sealed
+        expected = {
+            **(seal.receipt or {}),
+            "output_hash": result.output_hash,
+            "node": self._receipt_account,
+            "version": RECEIPT_VERSION,
+        }
+        if {name: value for name, value in receipt.items() if name != "sig"} == expected:
+            return True
+        log.error("a worker sealed a receipt that is not the one asked for; signing here")
+        return False
 
     def _dispatch(self, prepared: PreparedCall, seal: Seal | None) -> tuple[Any, float]:
         worker = self._idle.get()
@@ -626,7 +655,7 @@ class InferenceService:
 
     def _replace(self, worker: _Worker) -> _Worker:
         worker.kill()
-        fresh = _Worker.spawn(self.settings)
+        fresh = _Worker.spawn(self.settings, self._receipt_seed)
         with self._lock:
             self._workers = [fresh if item is worker else item for item in self._workers]
             self._counts["restarts"] += 1
@@ -634,11 +663,7 @@ class InferenceService:
         return fresh
 
     def _result(
-        self,
-        prepared: PreparedCall,
-        results: Mapping[str, Any],
-        elapsed: float,
-        sealed: tuple[dict[str, Any], bytes] | None,
+        self, prepared: PreparedCall, results: Mapping[str, Any], elapsed: float
     ) -> CallResult:
         outputs: list[dict[str, Any]] = []
         records: list[tuple[str, bytes]] = []
@@ -654,15 +679,10 @@ class InferenceService:
             encoded = encode_output(name, value)
             outputs.append(encoded)
             records.append((name, output_record_of_value(name, value, encoded)))
-        output_hash = hash_output_records(records)
-        if sealed is not None and sealed[0]["output_hash"] != output_hash:  # pragma: no cover
-            log.error("a worker sealed another output hash than %s", output_hash)
-            sealed = None  # the caller signs the receipt of the right hash itself
         return CallResult(
             outputs=outputs,
-            output_hash=output_hash,
+            output_hash=hash_output_records(records),
             elapsed_ms=int(elapsed * 1000),
-            receipt=sealed,
         )
 
     def _count(self, key: str, delta: int) -> None:
@@ -783,16 +803,26 @@ class _Worker:
         self.ready = False
 
     @classmethod
-    def spawn(cls, settings: WorkerSettings) -> _Worker:
+    def spawn(cls, settings: WorkerSettings, receipt_seed: bytes | None = None) -> _Worker:
+        """Start a worker; with `receipt_seed`, hand it the node's receipt key over a socket
+        of its own, which it reads into guarded memory (market/signer.py)."""
         parent_end, child_end = socket.socketpair()
+        key_parent, key_child = socket.socketpair() if receipt_seed else (None, None)
         with parent_end, child_end:
-            fd = child_end.fileno()
-            process = subprocess.Popen(
-                [sys.executable, "-P", "-c", WORKER_BOOT, str(fd)],
-                pass_fds=(fd,),
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **WORKER_ENVIRONMENT},
-            )
+            fds = [child_end.fileno()] + ([key_child.fileno()] if key_child else [])
+            try:
+                process = subprocess.Popen(
+                    [sys.executable, "-P", "-c", WORKER_BOOT, *map(str, fds)],
+                    pass_fds=fds,
+                    stdin=subprocess.DEVNULL,
+                    env={**os.environ, **WORKER_ENVIRONMENT},
+                )
+                if key_parent is not None and receipt_seed is not None:
+                    send_key(key_parent, receipt_seed)
+            finally:
+                for end in (key_parent, key_child):
+                    if end is not None:
+                        end.close()
             conn = Connection(parent_end.detach())
         conn.send(settings)
         return cls(process, conn)
@@ -919,13 +949,22 @@ def _lower_limit(kind: int, value: int) -> None:
 
 
 def worker_entry() -> None:
-    """The worker process's entry point (WORKER_BOOT): its socket's fd is argv[1]."""
+    """The worker process's entry point (WORKER_BOOT): its socket's fd is argv[1]; the
+    socket its receipt key comes over (when the node seals receipts) argv[2]."""
     conn = Connection(int(sys.argv[1]))
+    signer = None
+    if len(sys.argv) > 2:
+        try:
+            signer = GuardedKey(int(sys.argv[2]))
+        except (GuardedKeyUnavailable, OSError):  # the node signs its receipts instead
+            signer = None
     settings = conn.recv()
-    worker_main(conn, settings)
+    worker_main(conn, settings, signer)
 
 
-def worker_main(conn: Connection, settings: WorkerSettings) -> None:
+def worker_main(
+    conn: Connection, settings: WorkerSettings, signer: GuardedKey | None = None
+) -> None:
     """A worker's life: cap memory, load ONNX Runtime, then answer calls until told to stop.
 
     Call: (sha256, expected inputs, output names, feeds, seal). Reply: ("ok", results, session
@@ -953,11 +992,6 @@ def worker_main(conn: Connection, settings: WorkerSettings) -> None:
         return session, len(data)
 
     cache = SessionCache(settings.max_sessions, settings.max_session_bytes, load)
-    signer = (
-        ReceiptSigner(KeyPair.from_seed(settings.receipt_seed))
-        if settings.receipt_seed is not None
-        else None
-    )
     conn.send(("ready", os.getpid()))
     while True:
         try:
@@ -1034,10 +1068,10 @@ def _run_call(
 
 
 def _sealed_receipt(
-    signer: ReceiptSigner | None, seal: Seal | None, results: Mapping[str, Any]
+    signer: GuardedKey | None, seal: Seal | None, results: Mapping[str, Any]
 ) -> tuple[dict[str, Any], bytes] | None:
-    """The seal's receipt signed, when there is one to sign and the outputs hash from their
-    arrays alone; otherwise None (the caller signs it)."""
+    """The seal's receipt signed with the worker's guarded key, when there is one to sign
+    and the outputs hash from their arrays alone; otherwise None (the caller signs it)."""
     if signer is None or seal is None or seal.receipt is None:
         return None
     try:

@@ -3,9 +3,9 @@
 Two ways to pay (docs/payments.md): a signed `usage_fee.pay` tx per call,
 checked against the pending state and submitted only after the model
 answered; or a voucher on an open channel, one signature check per call,
-made durable by group commit and claimed on-chain later by the claim loop.
-A call that fails is not charged, and no output leaves before its payment
-is settled: the tx admitted to the mempool, or the voucher on disk.
+kept in the receipt log (market/marketdb.py) and claimed on-chain later by the
+claim loop. A call that fails is not charged, and no output leaves before its
+payment is settled: the tx admitted to the mempool, or the voucher kept.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from modelchain.chain.errors import (
     TxNonceTooHigh,
     TxNonceTooLow,
 )
+from modelchain.chain.keys import verify_signature
 from modelchain.chain.node import TipChange
 from modelchain.chain.tx import Tx, tx_from_json
 from modelchain.contracts.channel import CHANNEL, ChannelInfo, get_channel
@@ -387,6 +388,12 @@ class KeyedLocks:
                 if entry[1] == 0:
                     del self._locks[key]
 
+    def others_waiting(self, key: str) -> bool:
+        """True when a caller holding `key`'s lock has others waiting behind it."""
+        with self._guard:
+            entry = self._locks.get(key)
+            return entry is not None and entry[1] > 1
+
 
 # --- the service -------------------------------------------------------------------
 
@@ -519,6 +526,7 @@ class Payments:
             raise RequestIdInvalid(problem)
         if prepared.price == 0:  # free: a payment is ignored, never taken
             return _answer(prepared, run(prepared, None), None, None)
+        self.db.check_writable()  # a receipt that cannot be kept: nothing is run
         try:
             payment = parse_payment(prepared.parameters)
             if payment is None:
@@ -613,15 +621,26 @@ class Payments:
             assert info is not None
             payment = {"kind": KIND_CHANNEL, "channel": info.id, "amount": voucher.amount}
             fields = self._receipt_fields(prepared, payment, height)
+            bad_signature = VoucherBadSignature(
+                f"sig is not the payer's voucher for {voucher.amount} on channel {info.id[:16]}"
+            )
             try:
                 message = compute_voucher_message(chain_id, info.id, voucher.amount)
-                # the one signature check of the call, made by the worker before the run
-                check = (info.payer, message, bytes.fromhex(voucher.sig))
+            except VoucherMalformed:
+                raise bad_signature from None
+            # The call's one signature check. The worker makes it before the run, off this
+            # busy process, unless others wait for this channel: then it is made here, so
+            # that forged vouchers sent to someone's channel never hold it through a wait
+            # for a worker.
+            check = (info.payer, message, bytes.fromhex(voucher.sig))
+            if self._channels.others_waiting(info.id):
+                if not verify_signature(*check):
+                    raise bad_signature
+                check = None
+            try:
                 result = run(prepared, Seal(check=check, receipt=fields))
-            except (SealRejected, VoucherMalformed):
-                raise VoucherBadSignature(
-                    f"sig is not the payer's voucher for {voucher.amount} on channel {info.id[:16]}"
-                ) from None
+            except SealRejected:
+                raise bad_signature from None
             receipt, row = self._receipt(result, fields, info.payer, voucher.sig)
             # the voucher counts only from here: a failed run above leaves no trace
             self.book.record(row)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import errno
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +37,22 @@ from test_market_payments import (
     request_hash,
     sha_of,
 )
+from test_marketdb import abandon
 
 from modelchain.chain.errors import ModelchainError
 from modelchain.contracts.channel import ChannelInfo, get_channel
 from modelchain.contracts.voucher import sign_voucher
 from modelchain.market import marketdb
 from modelchain.market.channels import ClaimPolicy, compute_claim_reason
+from modelchain.market.config import NodeConfig
 from modelchain.market.marketdb import VoucherRow
-from modelchain.market.payments import PaymentError, VoucherPayment, validate_voucher_payment
+from modelchain.market.node import MarketNode
+from modelchain.market.payments import (
+    KeyedLocks,
+    PaymentError,
+    VoucherPayment,
+    validate_voucher_payment,
+)
 from modelchain.market.receipts import verify_receipt
 from modelchain.web import create_app
 
@@ -254,12 +264,13 @@ def test_failed_run_does_not_count_the_voucher(market: Market) -> None:
 def test_accepted_vouchers_survive_a_crash(
     tmp_path: Path, open_market: Callable[..., Market]
 ) -> None:
-    """Answered vouchers are on disk: a node opened on the data dir of one that never
-    shut down (its writer and connections still open, as after a kill) knows them."""
+    """Answered vouchers are kept: a node opened on the data dir of one whose receipt log
+    was left as a kill leaves it (nothing more fsynced or filed) knows them."""
     market = open_market()
     channel = open_channel(market)
     for calls in range(1, 6):
         pay(market, channel, calls * PRICE, f"call-{calls}")
+    abandon(market.payments.db)
     reopened = Market(tmp_path / "node")
     try:
         row = reopened.payments.book.get(channel)
@@ -515,3 +526,99 @@ def test_voucher_that_cannot_be_kept_is_not_answered_nor_counted(
     assert len(market.payments.receipt_ids(channel=channel)) == 1
     pay(market, channel, 2 * PRICE, "b")  # once the disk works again, the same voucher pays
     assert market.payments.book.amount(channel) == 2 * PRICE
+
+
+@dataclass
+class SealRecordingRun(FakeRun):
+    """A FakeRun that records the seal of every call handed to it."""
+
+    seals: list[Any] = field(default_factory=list)
+
+    def __call__(self, prepared: Any, seal: Any = None) -> Any:
+        self.seals.append(seal)
+        return super().__call__(prepared, seal)
+
+
+def test_an_uncontended_channel_call_leaves_its_signature_check_to_the_worker(
+    market: Market,
+) -> None:
+    channel = open_channel(market)
+    run = SealRecordingRun()
+    market.payments.infer_paid(market.call("a", voucher(market, channel, PRICE)), run)
+    (seal,) = run.seals
+    assert seal.check is not None and seal.check[0] == PAYER.account
+    assert seal.receipt["payment"] == {"kind": "channel", "channel": channel, "amount": PRICE}
+
+
+def test_a_forged_voucher_on_a_channel_others_wait_for_is_refused_before_any_run(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channel = open_channel(market)
+    monkeypatch.setattr(market.payments._channels, "others_waiting", lambda key: True)
+    run = SealRecordingRun()
+    with pytest.raises(PaymentError) as err:
+        market.payments.infer_paid(market.call("a", voucher(market, channel, PRICE, STRANGER)), run)
+    assert err.value.code == "voucher-bad-signature"
+    assert run.seals == []  # the node checked it itself: it never waited for a worker
+    market.payments.infer_paid(market.call("a", voucher(market, channel, PRICE)), run)
+    assert run.seals[-1].check is None  # checked here already
+
+
+def test_keyed_locks_see_callers_waiting_behind_the_holder() -> None:
+    locks = KeyedLocks()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with locks.hold("k"):
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(10)
+    assert not locks.others_waiting("k")
+
+    def wait_in_line() -> None:
+        with locks.hold("k"):
+            pass
+
+    waiter = threading.Thread(target=wait_in_line)
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while not locks.others_waiting("k"):
+        assert time.monotonic() < deadline, "the second caller never queued"
+        time.sleep(0.001)
+    release.set()
+    holder.join(10)
+    waiter.join(10)
+    assert not locks.others_waiting("k")
+
+
+def test_once_the_receipt_log_cannot_sync_paid_calls_are_refused_before_any_run(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channel = open_channel(market)
+    pay(market, channel, PRICE)
+
+    def eio(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(marketdb.os, "fdatasync", eio)
+        market.payments.db.flush()
+    run = FakeRun()
+    with pytest.raises(ModelchainError) as err:
+        market.payments.infer_paid(market.call("b", voucher(market, channel, 2 * PRICE)), run)
+    assert (err.value.code, err.value.http_status) == ("market-store-failed", 503)
+    assert run.calls == 0
+    assert market.payments.book.amount(channel) == PRICE  # the answered voucher is kept
+
+
+def test_the_node_config_sets_how_often_the_receipt_log_is_synced(tmp_path: Path) -> None:
+    node = MarketNode(
+        NodeConfig(data_dir=tmp_path / "n", network="regtest", mine=False, receipt_sync_ms=0)
+    )
+    try:
+        assert node.payments.db.sync_ms == 0
+    finally:
+        node.close()

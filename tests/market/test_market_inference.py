@@ -9,6 +9,7 @@ counts worker calls and session creations through stats().
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import threading
 from collections.abc import Iterator
@@ -359,6 +360,58 @@ def test_outputs_a_worker_cannot_hash_alone_leave_the_receipt_to_the_caller(
     unkeyed = make_service(inference_workers=1)  # no key to sign with
     addmul = prepare(unkeyed, versions["addmul@1"], ADDMUL_INPUTS)
     assert unkeyed.run(addmul, Seal(receipt=receipt_fields(addmul))).receipt is None
+
+
+def memory_holds(pid: int, needle: bytes) -> bool:
+    """True when `needle` is anywhere in the memory process `pid` may read (regions
+    mapped without read access are skipped)."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as memory:
+        for line in maps:
+            fields = line.split()
+            if not fields[1].startswith("r") or fields[-1] in ("[vvar]", "[vsyscall]"):
+                continue
+            start, end = (int(bound, 16) for bound in fields[0].split("-"))
+            try:
+                memory.seek(start)
+                if needle in memory.read(end - start):
+                    return True
+            except (OSError, ValueError, OverflowError):
+                continue
+    return False
+
+
+def test_a_worker_holds_the_node_key_only_in_memory_it_cannot_read_unless_signing(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1, receipt_key=NODE_KEY)
+    call = prepare(service, versions["addmul@1"], ADDMUL_INPUTS)
+    assert service.run(call, Seal(receipt=receipt_fields(call))).receipt is not None
+    (pid,) = service.worker_pids()
+    if not os.access(f"/proc/{pid}/mem", os.R_OK):
+        pytest.skip("this machine does not let a parent read its children's memory")
+    assert memory_holds(os.getpid(), NODE_KEY.seed)  # the scan finds a key where it is
+    assert not memory_holds(pid, NODE_KEY.seed)  # readable worker memory: nowhere
+    assert NODE_KEY.seed not in pickle.dumps(service.settings)
+
+
+def test_on_a_busy_node_a_forged_seal_is_refused_at_once_not_queued(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(
+        inference_workers=1, max_concurrent_inferences=1, inference_seconds=2, queue_seconds=0.3
+    )
+    addmul = prepare(service, versions["addmul@1"], ADDMUL_INPUTS)
+    service.run(addmul)  # the worker is up
+    slow = prepare(service, versions["slow@1"], SLOW_INPUTS)
+    occupier = threading.Thread(target=_run_catching, args=(service, slow, []))
+    occupier.start()
+    wait_until(lambda: service.stats().in_flight == 1, what="the slow call to take the slot")
+    message = b"a voucher's message"
+    forged = (PAYER_KEY.account, message, key_for("someone else").sign(message))
+    raises_code("infer-seal-rejected", service.run, addmul, Seal(check=forged))  # not busy
+    signed = (PAYER_KEY.account, message, PAYER_KEY.sign(message))
+    raises_code("infer-busy", service.run, addmul, Seal(check=signed))  # a good one queues
+    occupier.join(30)
 
 
 def test_sessions_are_created_once_and_shared_across_requests(

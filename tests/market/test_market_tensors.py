@@ -22,6 +22,7 @@ from modelchain.market import tensors
 from modelchain.market.tensors import (
     DATATYPES,
     InferenceError,
+    InferUnsupportedType,
     array_output_hash,
     compute_output_hash,
     compute_request_hash,
@@ -346,7 +347,10 @@ def test_a_worker_hashes_tensor_outputs_from_their_arrays_as_the_response_hashes
 
 def test_outputs_a_worker_cannot_hash_from_arrays_alone_give_none() -> None:
     assert array_output_hash({"y": np.array([1.0, float("nan")], dtype=np.float32)}) is None
+    assert array_output_hash({"y": np.array([float("nan")], dtype=ml_dtypes.bfloat16)}) is None
     assert array_output_hash({"y": np.ones(2), "m": [{"a": 1.0}]}) is None
+    with pytest.raises(InferUnsupportedType):  # the worker leaves such a receipt to the node
+        array_output_hash({"y": np.zeros(2, dtype=np.complex64)})
 
 
 def test_a_nan_output_hashes_as_the_response_reads_it_whatever_its_bits() -> None:
