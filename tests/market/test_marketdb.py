@@ -55,6 +55,14 @@ def receipt_row(i: int, *, channel: int | None = None, kind: str = "channel") ->
     )
 
 
+def write_rows(db: MarketDB, numbers: range) -> list[ReceiptRow]:
+    """Write receipt_row(i) for each i, one write each; the rows written."""
+    rows = [receipt_row(i) for i in numbers]
+    for row in rows:
+        db.write([row])
+    return rows
+
+
 @pytest.fixture
 def open_db(tmp_path: Path) -> Iterator[Callable[..., MarketDB]]:
     """Opens MarketDBs on one path; each is closed at teardown (closing twice is fine)."""
@@ -103,9 +111,7 @@ def test_kept_receipt_is_readable_at_once_then_filed_and_its_log_deleted(
     open_db: Callable[..., MarketDB],
 ) -> None:
     db = open_db()
-    rows = [receipt_row(i) for i in range(6)]
-    for row in rows:
-        db.write([row])
+    rows = write_rows(db, range(6))
     assert filed_ids(db.path) == set()  # only in the log so far, and readable all the same
     assert db.receipt_body(rows[2].id) == rows[2].body
     assert db.receipt_ids(channel=rows[1].channel) == [rows[1].id, rows[5].id]
@@ -146,9 +152,7 @@ def test_receipts_only_in_the_log_are_filed_when_the_files_are_opened_again(
     open_db: Callable[..., MarketDB],
 ) -> None:
     db = open_db()
-    rows = [receipt_row(i) for i in range(10)]
-    for row in rows:
-        db.write([row])
+    rows = write_rows(db, range(10))
     abandon(db)
     assert filed_ids(db.path) == set() and log_files(db)
     reopened = open_db()
@@ -201,9 +205,7 @@ def test_torn_record_at_the_end_of_the_log_is_dropped_and_the_rest_filed(
     open_db: Callable[..., MarketDB],
 ) -> None:
     db = open_db()
-    rows = [receipt_row(i) for i in range(3)]
-    for row in rows:
-        db.write([row])
+    rows = write_rows(db, range(3))
     abandon(db)
     (segment,) = log_files(db)
     with segment.open("ab") as f:  # a power cut in the middle of the next append
@@ -275,9 +277,7 @@ def test_failed_filing_keeps_the_receipts_in_the_log_and_files_them_later(
     open_db: Callable[..., MarketDB],
 ) -> None:
     db = open_db()
-    rows = [receipt_row(i) for i in range(4)]
-    for row in rows:
-        db.write([row])
+    rows = write_rows(db, range(4))
     working = db.db.conn
     db.db.conn = _BrokenConnection(working)  # type: ignore[assignment]
     try:
@@ -365,8 +365,7 @@ def test_full_segments_are_closed_and_deleted_once_filed(
 ) -> None:
     monkeypatch.setattr(marketdb, "SEGMENT_BYTES", 600)
     db = open_db()
-    for i in range(3):
-        db.write([receipt_row(i)])
+    write_rows(db, range(3))
     db.flush()  # past the size: a new segment is started
     assert [p.name for p in log_files(db)] == ["00000001.log", "00000002.log"]
     db.write([receipt_row(3)])
@@ -392,8 +391,7 @@ def test_a_new_segment_that_cannot_be_made_leaves_every_receipt_kept(
 ) -> None:
     monkeypatch.setattr(marketdb, "SEGMENT_BYTES", 600)
     db = open_db()
-    for i in range(3):
-        db.write([receipt_row(i)])
+    write_rows(db, range(3))
 
     def no_room(path: Path) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -566,8 +564,7 @@ def test_a_close_whose_last_filing_fails_keeps_the_log_for_the_next_opening(
     open_db: Callable[..., MarketDB],
 ) -> None:
     db = open_db()
-    for i in range(3):
-        db.write([receipt_row(i)])
+    write_rows(db, range(3))
     db.db.conn = _BrokenConnection(db.db.conn)  # type: ignore[assignment]
     db.close()
     assert filed_ids(db.path) == set() and log_files(db)
