@@ -340,7 +340,7 @@ class MarketDB:
         kept = [row for row in rows if row.id not in withdrawn]
         if kept:
             self._file(kept)
-            log.info("filed %d receipts from the receipt log", len(kept))
+            log.info("replayed %d receipts from the receipt log (each is filed once)", len(kept))
         for path in paths:
             path.unlink()
 
