@@ -259,8 +259,11 @@ class ChainNode:
 
     # --- transactions -------------------------------------------------------
 
-    def submit_tx(self, tx: Tx) -> AddResult:
+    def submit_tx(self, tx: Tx, *, signature_checked: bool = False) -> AddResult:
         """Admit a tx to the mempool (and persist it); raises with a reason code.
+
+        `signature_checked`: the caller has verified the tx's signature itself (a paid
+        call's worker does), so it is not verified again.
 
         The row is written after the chain's lock is let go: one payer's SQLite write
         does not hold up everyone else's admission (and block connection). A row that
@@ -268,6 +271,8 @@ class ChainNode:
         drops it, as it drops any row no longer valid.
         """
         with self.lock:
+            if signature_checked:
+                self._remember_verified([tx.txid])
             now = self.now()
             result = self._admit_tx(tx, now)
         self.store.save_mempool_tx(tx, now)

@@ -125,9 +125,10 @@ class MarketNode:
 
     # --- chain -----------------------------------------------------------------
 
-    def submit_tx(self, tx: Tx) -> AddResult:
-        """Admit a tx to the mempool and wake the miner; raises with a reason code."""
-        result = self.chain.submit_tx(tx)
+    def submit_tx(self, tx: Tx, *, signature_checked: bool = False) -> AddResult:
+        """Admit a tx to the mempool and wake the miner; raises with a reason code.
+        `signature_checked`: see ChainNode.submit_tx."""
+        result = self.chain.submit_tx(tx, signature_checked=signature_checked)
         if self.mining is not None:
             self.mining.wake()
         self.network.wake()

@@ -32,7 +32,7 @@ from modelchain.chain.errors import (
 )
 from modelchain.chain.keys import verify_signature
 from modelchain.chain.node import TipChange
-from modelchain.chain.tx import Tx, tx_from_json
+from modelchain.chain.tx import Tx, tx_from_json, tx_signing_parts
 from modelchain.contracts.channel import CHANNEL, ChannelInfo, get_channel
 from modelchain.contracts.grammar import is_amount, is_hash_hex, is_sig_hex
 from modelchain.contracts.usage_fee import USAGE_FEE, UsageFeeContract
@@ -547,16 +547,28 @@ class Payments:
         validate_payment_tx(
             tx, prepared, node.account, node.params.chain_id, node.params.max_tx_bytes
         )
-        if not node.chain.verify_tx_signature(tx):
-            raise PaymentBadSignature(f"the tx's signature does not verify for {tx.sender[:16]}")
+        bad_signature = f"the tx's signature does not verify for {tx.sender[:16]}"
+        # The call's one signature check: as for vouchers, the worker makes it before the
+        # run, unless the node knows the tx already or others wait for this payer.
+        check = None
+        if tx.txid not in node.chain.verified:
+            _, message, signature = tx_signing_parts(tx)
+            check = (tx.sender, message, signature)
         with self._senders.hold(tx.sender):
+            if check is not None and self._senders.others_waiting(tx.sender):
+                if not verify_signature(*check):
+                    raise PaymentBadSignature(bad_signature)
+                check = None
             with node.chain.lock:
                 self._check_admissible(tx)
                 height = node.chain.height
             fields = self._receipt_fields(prepared, {"kind": KIND_TX, "txid": tx.txid}, height)
-            result = run(prepared, Seal(receipt=fields))
             try:
-                node.submit_tx(tx)
+                result = run(prepared, Seal(check=check, receipt=fields))
+            except SealRejected:
+                raise PaymentBadSignature(bad_signature) from None
+            try:
+                node.submit_tx(tx, signature_checked=True)
             except ModelchainError as exc:
                 raise PaymentNotSettled(
                     f"the payment was valid before the run but not after ({exc.message}); "

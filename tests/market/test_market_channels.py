@@ -13,7 +13,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from test_market_payments import (
     FakeRun,
     Market,
     ModelFailed,
+    SealRecordingRun,
     request_hash,
     sha_of,
 )
@@ -526,17 +526,6 @@ def test_voucher_that_cannot_be_kept_is_not_answered_nor_counted(
     assert len(market.payments.receipt_ids(channel=channel)) == 1
     pay(market, channel, 2 * PRICE, "b")  # once the disk works again, the same voucher pays
     assert market.payments.book.amount(channel) == 2 * PRICE
-
-
-@dataclass
-class SealRecordingRun(FakeRun):
-    """A FakeRun that records the seal of every call handed to it."""
-
-    seals: list[Any] = field(default_factory=list)
-
-    def __call__(self, prepared: Any, seal: Any = None) -> Any:
-        self.seals.append(seal)
-        return super().__call__(prepared, seal)
 
 
 def test_an_uncontended_channel_call_leaves_its_signature_check_to_the_worker(

@@ -96,6 +96,17 @@ class FakeRun:
         return FakeResult(OUTPUTS, OUTPUT_HASH)
 
 
+@dataclass
+class SealRecordingRun(FakeRun):
+    """A FakeRun that records the seal of every call handed to it."""
+
+    seals: list[Any] = field(default_factory=list)
+
+    def __call__(self, prepared: Any, seal: Any = None) -> Any:
+        self.seals.append(seal)
+        return super().__call__(prepared, seal)
+
+
 class ModelFailed(ModelchainError):
     code = "infer-run-failed"
     http_status = 500
@@ -577,3 +588,31 @@ def test_unknown_receipt_is_404(market: Market) -> None:
     with pytest.raises(ModelchainError) as err:
         market.payments.receipt("ab" * 32)
     assert (err.value.code, err.value.http_status) == ("receipt-unknown", 404)
+
+
+def test_a_payment_tx_the_node_has_not_seen_is_checked_by_the_worker_once(
+    funded: Market,
+) -> None:
+    tx = funded.pay_tx(PAYER, "a")
+    run = SealRecordingRun()
+    funded.payments.infer_paid(funded.call("a", tx_payment(tx)), run)
+    (seal,) = run.seals
+    assert seal.check is not None and seal.check[0] == PAYER.account
+    assert seal.check[1] == tx.signing_message()
+    assert tx.txid in funded.node.chain.mempool  # admitted without a second check
+    assert tx.txid in funded.node.chain.verified
+
+
+def test_a_forged_payment_tx_of_a_payer_others_wait_for_is_refused_before_any_run(
+    funded: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = funded.pay_tx(PAYER, "a")
+    forged = good.to_json() | {"sig": funded.pay_tx(key_for("stranger"), "a").sig}
+    monkeypatch.setattr(funded.payments._senders, "others_waiting", lambda key: True)
+    run = SealRecordingRun()
+    with pytest.raises(PaymentError) as err:
+        funded.payments.infer_paid(funded.call("a", {"tx": forged}), run)
+    assert err.value.code == "payment-bad-signature"
+    assert run.seals == []  # the node checked it itself: it never waited for a worker
+    funded.payments.infer_paid(funded.call("a", tx_payment(good)), run)
+    assert run.seals[-1].check is None  # checked here already
