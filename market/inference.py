@@ -23,7 +23,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from dataclasses import replace as with_fields
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -579,7 +578,7 @@ class InferenceService:
         self._count("evicted", evicted)
         result = self._result(prepared, results, elapsed)
         if sealed is not None and seal is not None and self._sealed_as_asked(sealed, seal, result):
-            return with_fields(result, receipt=sealed)
+            return CallResult(result.outputs, result.output_hash, result.elapsed_ms, sealed)
         return result
 
     def _sealed_as_asked(

@@ -633,13 +633,16 @@ class Payments:
             assert info is not None
             payment = {"kind": KIND_CHANNEL, "channel": info.id, "amount": voucher.amount}
             fields = self._receipt_fields(prepared, payment, height)
-            bad_signature = VoucherBadSignature(
-                f"sig is not the payer's voucher for {voucher.amount} on channel {info.id[:16]}"
-            )
+
+            def bad_signature() -> VoucherBadSignature:
+                return VoucherBadSignature(
+                    f"sig is not the payer's voucher for {voucher.amount} on channel {info.id[:16]}"
+                )
+
             try:
                 message = compute_voucher_message(chain_id, info.id, voucher.amount)
             except VoucherMalformed:
-                raise bad_signature from None
+                raise bad_signature() from None
             # The call's one signature check. The worker makes it before the run, off this
             # busy process, unless others wait for this channel: then it is made here, so
             # that forged vouchers sent to someone's channel never hold it through a wait
@@ -647,12 +650,12 @@ class Payments:
             check = (info.payer, message, bytes.fromhex(voucher.sig))
             if self._channels.others_waiting(info.id):
                 if not verify_signature(*check):
-                    raise bad_signature
+                    raise bad_signature()
                 check = None
             try:
                 result = run(prepared, Seal(check=check, receipt=fields))
             except SealRejected:
-                raise bad_signature from None
+                raise bad_signature() from None
             receipt, row = self._receipt(result, fields, info.payer, voucher.sig)
             # the voucher counts only from here: a failed run above leaves no trace
             self.book.record(row)
