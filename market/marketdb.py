@@ -106,9 +106,9 @@ class ReceiptRow(NamedTuple):
 COLUMNS = ReceiptRow._fields
 
 
-@dataclass(frozen=True, slots=True)
-class VoucherRow:
-    """The highest voucher a node accepted on one channel."""
+class VoucherRow(NamedTuple):
+    """The highest voucher a node accepted on one channel (a tuple: one is made per
+    channel call, and a frozen dataclass takes several times as long to build)."""
 
     channel: str
     amount: int
