@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from modelchain.chain.block import Block
 from modelchain.chain.contract import (
     CallContext,
     ContractError,
@@ -34,7 +35,7 @@ from modelchain.chain.errors import (
     TxUnknownContract,
 )
 from modelchain.chain.params import MAX_AMOUNT, ChainParams, block_subsidy
-from modelchain.chain.state import StateOverlay
+from modelchain.chain.state import StateOverlay, StateReader
 from modelchain.chain.tx import Tx
 
 STATUS_OK = "ok"
@@ -229,6 +230,42 @@ def apply_block_txs(
     )
     receipts.insert(0, Receipt(reward_tx.txid, 0, STATUS_OK, "", "", 0, (reward_event,)))
     return BlockOutcome(tuple(receipts), fees, reward)
+
+
+def accounts_touched(block: Block) -> set[str]:
+    """The accounts `block` obviously reads: its miner, its senders, their `to` arguments
+    (what a node reads from its store in bulk before executing it)."""
+    touched = {block.header.miner}
+    for tx in block.txs[1:]:
+        touched.add(tx.sender)
+        to = tx.args.get("to")
+        if isinstance(to, str):
+            touched.add(to)
+    return touched
+
+
+def execute_block(
+    state: StateReader,
+    block: Block,
+    params: ChainParams,
+    contracts: ContractRegistry,
+    preloaded: dict[str, tuple[int, int]] | None = None,
+) -> tuple[StateOverlay, BlockOutcome]:
+    """The changes and receipts of executing `block` on `state` (which stays unchanged).
+    `preloaded`: accounts already read from `state` in bulk (StateOverlay.preload_accounts)."""
+    overlay = StateOverlay(state)
+    if preloaded:
+        overlay.preload_accounts(preloaded)
+    outcome = apply_block_txs(
+        overlay,
+        block.txs,
+        height=block.height,
+        timestamp=block.header.timestamp,
+        miner=block.header.miner,
+        params=params,
+        contracts=contracts,
+    )
+    return overlay, outcome
 
 
 def check_reward_shape(reward_tx: Tx, height: int, miner: str, params: ChainParams) -> None:

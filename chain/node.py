@@ -46,7 +46,7 @@ from modelchain.chain.errors import (
     TxBadSignature,
     TxNonceTooLow,
 )
-from modelchain.chain.execute import BlockOutcome, apply_block_txs, apply_tx
+from modelchain.chain.execute import BlockOutcome, accounts_touched, apply_tx, execute_block
 from modelchain.chain.mempool import AddResult, Mempool, MempoolPolicy
 from modelchain.chain.params import ChainParams, block_subsidy
 from modelchain.chain.pow import (
@@ -586,25 +586,9 @@ class ChainNode:
         return a
 
     def _execute(self, block: Block) -> tuple[StateOverlay, BlockOutcome]:
-        overlay = StateOverlay(self.store)
         # read the accounts the block obviously touches in a few queries, not one each
-        touched = {block.header.miner}
-        for tx in block.txs[1:]:
-            touched.add(tx.sender)
-            to = tx.args.get("to")
-            if isinstance(to, str):
-                touched.add(to)
-        overlay.preload_accounts(self.store.read_accounts(touched))
-        outcome = apply_block_txs(
-            overlay,
-            block.txs,
-            height=block.height,
-            timestamp=block.header.timestamp,
-            miner=block.header.miner,
-            params=self.params,
-            contracts=self.contracts,
-        )
-        return overlay, outcome
+        preloaded = self.store.read_accounts(accounts_touched(block))
+        return execute_block(self.store, block, self.params, self.contracts, preloaded)
 
     def _connect(
         self, block: Block, executed: tuple[StateOverlay, BlockOutcome] | InvalidBlock | None

@@ -15,12 +15,12 @@ from modelchain.chain.block import BLOCK_VERSION, Block, Header, compute_block_m
 from modelchain.chain.coin import CoinContract
 from modelchain.chain.contract import ContractRegistry
 from modelchain.chain.encoding import sha256d
-from modelchain.chain.execute import BlockOutcome, apply_block_txs
+from modelchain.chain.execute import execute_block
 from modelchain.chain.keys import KeyPair
 from modelchain.chain.node import ChainNode
 from modelchain.chain.params import ChainParams, block_subsidy, regtest_params
 from modelchain.chain.pow import hash_meets_target
-from modelchain.chain.state import MemoryState, StateOverlay, StateReader
+from modelchain.chain.state import MemoryState, StateOverlay
 from modelchain.chain.store import ChainStore
 from modelchain.chain.tx import Tx, make_reward
 
@@ -124,23 +124,6 @@ def replay_chain(
         overlay, _ = execute_block(state, block, params, contracts)
         state.apply_changes(overlay.changes)
     return state
-
-
-def execute_block(
-    state: StateReader, block: Block, params: ChainParams, contracts: ContractRegistry
-) -> tuple[StateOverlay, BlockOutcome]:
-    """The changes and receipts of executing `block` on `state` (which stays unchanged)."""
-    overlay = StateOverlay(state)
-    outcome = apply_block_txs(
-        overlay,
-        block.txs,
-        height=block.height,
-        timestamp=block.header.timestamp,
-        miner=block.header.miner,
-        params=params,
-        contracts=contracts,
-    )
-    return overlay, outcome
 
 
 def branch_of(blocks_by_hash: Mapping[str, Block], block_hash: str) -> list[Block]:

@@ -35,7 +35,6 @@ from factories import (
     FakeClock,
     branch_of,
     coins_issued,
-    execute_block,
     key_for,
     make_block,
     open_node,
@@ -56,7 +55,7 @@ from hypothesis.stateful import (
 from modelchain.chain.block import Block
 from modelchain.chain.contract import CallContext, escrow_account_of
 from modelchain.chain.errors import InvalidBlock, InvalidTransaction, ModelchainError
-from modelchain.chain.execute import STATUS_FAILED, STATUS_OK, Receipt, apply_tx
+from modelchain.chain.execute import STATUS_FAILED, STATUS_OK, Receipt, apply_tx, execute_block
 from modelchain.chain.mempool import MempoolPolicy
 from modelchain.chain.node import ChainNode, TipChange
 from modelchain.chain.params import block_subsidy, regtest_params
