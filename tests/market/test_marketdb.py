@@ -8,14 +8,17 @@ what SQLite lacks. With sync_ms = 0 a write waits for the fsync covering it.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -235,6 +238,45 @@ def test_decoding_a_cut_log_gives_exactly_its_whole_records(
     whole = sum(1 for end in ends if end <= cut)
     assert rows == [row for record in records[:whole] for row in record]
     assert used == (ends[whole - 1] if whole else 0)
+
+
+_texts = st.text(st.characters(codec="utf-8"), max_size=12)
+
+
+@given(
+    st.lists(
+        st.builds(
+            ReceiptRow,
+            id=_texts,
+            created=st.integers(0, 2**40),
+            kind=st.sampled_from(["tx", "channel", "a\tb"]),
+            txid=st.none() | _texts,
+            channel=st.none() | _texts,
+            amount=st.none() | st.integers(1, 2**62),
+            sig=st.none() | _texts,
+            payer=_texts,
+            model=_texts,
+            version=_texts,
+            height=st.integers(0, 2**31),
+            body=st.text(st.characters(codec="utf-8"), max_size=40),
+        ),
+        max_size=3,
+    )
+)
+def test_any_rows_come_back_from_the_log_as_they_were_written(rows: list[ReceiptRow]) -> None:
+    """Tabs, NULs, the None marker or empty strings in any field do not garble a row."""
+    record = encode_record(rows)
+    assert decode_records(record) == (rows, set(), len(record))
+
+
+def test_a_receipt_is_logged_tab_separated_and_an_older_json_record_still_replays() -> None:
+    rows = [receipt_row(1), receipt_row(2, kind="tx")]
+    record = encode_record(rows)
+    assert record[8:9] == b"\x01"  # after the length and the crc32
+    assert record.count(b"\t") == 22
+    old = json.dumps(rows, separators=(",", ":")).encode()  # how logs were written before
+    framed = struct.pack(">II", len(old), zlib.crc32(old)) + old
+    assert decode_records(framed + record) == (rows + rows, set(), len(framed) + len(record))
 
 
 def test_failed_append_keeps_nothing_and_the_log_goes_on(
