@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -334,6 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         server.close()
         node.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
