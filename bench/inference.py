@@ -14,7 +14,9 @@ rotates from round to round, and gives each paid mode's ratio to that round's
 free run; the median round's ratio counts (a 2-core VM shared with other work
 drifts by 20% within a minute: ratios of neighbouring runs drift much less).
 Also reported: CPU microseconds per request of the server process, the
-inference workers and the client process, medians over rounds.
+inference workers and the client process, and where the worker calls' time went
+(waiting for a worker, holding one, the worker working: InferenceService.stats),
+medians over rounds.
 
 Run `python bench/inference.py [--calls N] [--rounds R]`: progress to stderr,
 the last stdout line is one JSON object.
@@ -36,7 +38,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelchain.market.inference import InferenceStats
 
 # the model and registration helpers the tests use: one small MLP, registered on regtest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -126,6 +131,27 @@ def cpu_seconds(node: Any) -> dict[str, float]:
         "server_ctx_switches": (own.ru_nvcsw + own.ru_nivcsw) / 1e6,
         "workers": workers,
         "clients": children.ru_utime + children.ru_stime,
+    }
+
+
+def inference_figures(
+    before: InferenceStats, after: InferenceStats, seconds: float, workers: int
+) -> dict[str, float]:
+    """Where a run's worker calls spent their time (InferenceService.stats): per call, the
+    wait for a slot and an idle worker (`queue_us`), the worker held (`checkout_us`) and, of
+    that, working (`worker_us`); `workers_held` is the share of the run's time the pool was
+    held, `workers_working` the share it worked. A worker held far longer than it works
+    is waiting for its caller to get the node's GIL back, not for its own work."""
+    calls = max(1, after.worker_calls - before.worker_calls)
+    queue = after.queue_seconds - before.queue_seconds
+    checkout = after.checkout_seconds - before.checkout_seconds
+    worker = after.worker_seconds - before.worker_seconds
+    return {
+        "queue_us": round(queue / calls * 1e6),
+        "checkout_us": round(checkout / calls * 1e6),
+        "worker_us": round(worker / calls * 1e6),
+        "workers_held": round(checkout / (seconds * workers), 2),
+        "workers_working": round(worker / (seconds * workers), 2),
     }
 
 
@@ -244,6 +270,7 @@ def main(argv: list[str] | None = None) -> None:
         bodies_file.write_text(json.dumps([bodies(voucher_kind, c, calls) for c in range(CLIENTS)]))
         node.payments.db.sync_ms = 0 if kind == "channel_fsync" else config.receipt_sync_ms
         before = cpu_seconds(node)
+        stats_before = node.inference.stats()
         out = subprocess.run(
             [sys.executable, __file__, "--client", str(port), path, str(bodies_file)],
             capture_output=True,
@@ -251,8 +278,12 @@ def main(argv: list[str] | None = None) -> None:
             check=True,
         )
         after = cpu_seconds(node)
+        stats_after = node.inference.stats()
         result = json.loads(out.stdout.strip().splitlines()[-1])
         requests = CLIENTS * calls
+        result["inference"] = inference_figures(
+            stats_before, stats_after, requests / result["rps"], config.inference_workers
+        )
         result["cpu_us_per_request"] = {
             part: round((after[part] - before.get(part, 0.0)) / requests * 1e6)
             for part in after
@@ -278,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
                 progress(
                     f"round {round_ + 1}/{args.rounds} {kind:8s} {result['rps']:7.0f} req/s  "
                     f"p99 {result['p99_ms']:.1f} ms  CPU us/request "
-                    f"{result['cpu_us_per_request']}"
+                    f"{result['cpu_us_per_request']}; inference {result['inference']}"
                 )
             if "free" in this_round:
                 for kind in ratios:
@@ -296,8 +327,15 @@ def main(argv: list[str] | None = None) -> None:
             }
             for kind, runs in results.items()
         }
+        inference = {
+            kind: {
+                part: statistics.median(r["inference"][part] for r in runs)
+                for part in runs[0]["inference"]
+            }
+            for kind, runs in results.items()
+        }
         if not {"free", "per_call", "channel"} <= set(modes):  # a partial run: no ratios
-            print(json.dumps({"rps": rps, "p99_ms": p99}, sort_keys=True))
+            print(json.dumps({"rps": rps, "p99_ms": p99, "inference": inference}, sort_keys=True))
             return
         figures = {
             "channel_vs_free": round(statistics.median(ratios["channel"]), 3),
@@ -320,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
             "per_call_p99_ms": round(p99["per_call"], 2),
             "channel_p99_ms": round(p99["channel"], 2),
             "cpu_us_per_request": cpu,
+            "inference": inference,
             "clients": CLIENTS,
             "calls_per_client": args.calls,
             "rounds": args.rounds,

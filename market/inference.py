@@ -288,6 +288,14 @@ class InferenceStats:
     """Workers replaced after a timeout, a crash or running out of memory."""
     in_flight: int
     """Calls holding an inference slot now."""
+    queue_seconds: float = 0.0
+    """Time calls waited for an inference slot and an idle worker, summed."""
+    checkout_seconds: float = 0.0
+    """Time calls held a worker, from taking it to giving it back, summed."""
+    worker_seconds: float = 0.0
+    """Of checkout_seconds, the time the workers spent on the calls (signature check, run,
+    receipt), as they measured it. The rest is the socket, pickling, and the calling thread
+    waiting to get the GIL back after the reply came: a worker waits idle through that."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +352,7 @@ class InferenceService:
         self._signatures: dict[str, ModelSignature] = {}
         self._resolved: dict[tuple[str, str | None], tuple[str, VersionInfo]] = {}
         self._counts = {"calls": 0, "created": 0, "evicted": 0, "restarts": 0, "in_flight": 0}
+        self._seconds = {"queue": 0.0, "checkout": 0.0, "worker": 0.0}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -378,12 +387,16 @@ class InferenceService:
     def stats(self) -> InferenceStats:
         with self._lock:
             counts = dict(self._counts)
+            seconds = dict(self._seconds)
         return InferenceStats(
             worker_calls=counts["calls"],
             sessions_created=counts["created"],
             sessions_evicted=counts["evicted"],
             worker_restarts=counts["restarts"],
             in_flight=counts["in_flight"],
+            queue_seconds=seconds["queue"],
+            checkout_seconds=seconds["checkout"],
+            worker_seconds=seconds["worker"],
         )
 
     # --- resolving -----------------------------------------------------------------------
@@ -556,6 +569,7 @@ class InferenceService:
         SealRejected when the seal's signature check fails (nothing run).
         """
         self.start()
+        queued = time.perf_counter()
         if not self._slots.acquire(blocking=False):
             if seal is not None and seal.check is not None:
                 # it would wait: check the payment first, so a forged one neither holds
@@ -569,13 +583,11 @@ class InferenceService:
                 )
         self._count("in_flight", 1)
         try:
-            reply, elapsed = self._dispatch(prepared, seal)
+            reply, elapsed = self._dispatch(prepared, seal, queued)
         finally:
             self._count("in_flight", -1)
             self._slots.release()
         results, created, evicted, sealed = reply
-        self._count("created", int(created))
-        self._count("evicted", evicted)
         result = self._result(prepared, results, elapsed)
         if sealed is not None and seal is not None and self._sealed_as_asked(sealed, seal, result):
             return CallResult(result.outputs, result.output_hash, result.elapsed_ms, sealed)
@@ -598,15 +610,22 @@ class InferenceService:
         log.error("a worker sealed a receipt that is not the one asked for; signing here")
         return False
 
-    def _dispatch(self, prepared: PreparedCall, seal: Seal | None) -> tuple[Any, float]:
+    def _dispatch(
+        self, prepared: PreparedCall, seal: Seal | None, queued: float
+    ) -> tuple[Any, float]:
+        """Runs the call on an idle worker: (results, session created, sessions evicted,
+        sealed receipt or None) and the seconds from sending it to the reply."""
         worker = self._idle.get()
+        checked_out = time.perf_counter()
         replace = False
+        counts: dict[str, int] = {}
+        worker_seconds = 0.0
         try:
             if self._closed:
                 raise InferUnavailable("the inference service is closed")
             if worker.has_ended():  # died while idle (the system's OOM killer, say)
                 worker = self._replace(worker)
-            self._count("calls", 1)
+            counts["calls"] = 1
             message = (
                 prepared.sha256,
                 self._expected_inputs(prepared),
@@ -633,14 +652,23 @@ class InferenceService:
             elapsed = time.perf_counter() - started
             status, *rest = reply
             if status == "ok":
-                return tuple(rest), elapsed
+                results, created, evicted, sealed, worker_seconds = rest
+                counts |= {"created": int(created), "evicted": evicted}
+                return (results, created, evicted, sealed), elapsed
             code, text, recycle = rest
             replace = recycle
             raise _WORKER_ERRORS.get(code, InferFailed)(text)
         finally:
             if replace and not self._closed:
                 worker = self._replace(worker)
+            returned = time.perf_counter()
             self._idle.put(worker)
+            with self._lock:
+                for key, delta in counts.items():
+                    self._counts[key] += delta
+                self._seconds["queue"] += checked_out - queued
+                self._seconds["checkout"] += returned - checked_out
+                self._seconds["worker"] += worker_seconds
 
     def _expected_inputs(self, prepared: PreparedCall) -> tuple[tuple[str, str | None], ...]:
         info = prepared.version_info
@@ -967,7 +995,8 @@ def worker_main(
     """A worker's life: cap memory, load ONNX Runtime, then answer calls until told to stop.
 
     Call: (sha256, expected inputs, output names, feeds, seal). Reply: ("ok", results, session
-    created, sessions evicted, sealed receipt or None) or ("error", code, message, replace me).
+    created, sessions evicted, sealed receipt or None, seconds the call took here) or
+    ("error", code, message, replace me).
     """
     _lower_limit(resource.RLIMIT_AS, settings.memory_bytes)
     _lower_limit(resource.RLIMIT_CORE, 0)  # a crash leaves no core file behind
@@ -999,6 +1028,7 @@ def worker_main(
             return
         if message is None:
             return
+        started = time.perf_counter()
         sha256, expected, output_names, feeds, seal = message
         expected_by_sha[sha256] = expected
         try:
@@ -1007,7 +1037,8 @@ def worker_main(
             else:
                 reply = _run_call(cache, sha256, output_names, feeds, runtime)
                 if reply[0] == "ok":
-                    reply = (*reply, _sealed_receipt(signer, seal, reply[1]))
+                    sealed = _sealed_receipt(signer, seal, reply[1])
+                    reply = (*reply, sealed, time.perf_counter() - started)
         except MemoryError:
             reply = (
                 "error",

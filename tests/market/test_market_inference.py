@@ -12,6 +12,7 @@ import os
 import pickle
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -423,6 +424,38 @@ def test_sessions_are_created_once_and_shared_across_requests(
         service.run(call)
     stats = service.stats()
     assert stats.worker_calls == 5 and stats.sessions_created == 1
+
+
+def test_stats_time_each_call_and_what_the_worker_spent_fits_in_its_checkout(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1)
+    call = prepare(service, versions["addmul@1"], ADDMUL_INPUTS)
+    service.run(call)  # the worker is up: waiting for its start is no later call's
+    before = service.stats()
+    started = time.perf_counter()
+    for _ in range(5):
+        service.run(call)
+    wall = time.perf_counter() - started
+    after = service.stats()
+    queue = after.queue_seconds - before.queue_seconds
+    checkout = after.checkout_seconds - before.checkout_seconds
+    worker = after.worker_seconds - before.worker_seconds
+    # the worker's own clock runs inside the checkout, and both inside the calls
+    assert 0 < worker <= checkout
+    assert 0 <= queue and queue + checkout <= wall
+
+
+def test_a_call_past_the_time_limit_holds_its_worker_that_long_and_counts_no_worker_time(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1, inference_seconds=0.5)
+    service.run(prepare(service, versions["addmul@1"], ADDMUL_INPUTS))  # the worker is up
+    before = service.stats()
+    raises_code("infer-timeout", service.run, prepare(service, versions["slow@1"], SLOW_INPUTS))
+    after = service.stats()
+    assert after.checkout_seconds - before.checkout_seconds >= 0.5
+    assert after.worker_seconds == before.worker_seconds  # it never answered
 
 
 def test_warm_sessions_are_evicted_least_recently_used_first_beyond_the_count(
