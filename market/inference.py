@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import queue
 import resource
+import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -24,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,6 +37,7 @@ from modelchain.chain.keys import KeyPair, verify_signature
 from modelchain.chain.node import ChainNode
 from modelchain.contracts.registry import StorageReader, VersionInfo, get_model, get_version
 from modelchain.contracts.registry import list_versions as registry_versions
+from modelchain.market import gilheld
 from modelchain.market.config import NodeConfig
 from modelchain.market.receipts import RECEIPT_VERSION, ReceiptInvalid, sign_receipt_encoded
 from modelchain.market.signer import GuardedKey, GuardedKeyUnavailable, send_key
@@ -70,6 +75,10 @@ WORKER_START_SECONDS = 120.0
 """How long a fresh worker may take to import ONNX Runtime and report ready."""
 WORKER_STOP_SECONDS = 5.0
 """How long close() waits for a worker to exit before it kills it."""
+NOWAIT_BYTES = 1 << 16
+"""Calls and replies up to this size go through a worker's socket with the GIL held."""
+READ_BYTES = 1 << 22
+"""The most of a larger reply read at once (each read allocates this much)."""
 MAX_CACHED_SIGNATURES = 1024
 WORKER_BOOT = "from modelchain.market.inference import worker_entry; worker_entry()"
 # One thread for every math library, and few malloc arenas: each thread's stack and arena
@@ -623,8 +632,6 @@ class InferenceService:
         try:
             if self._closed:
                 raise InferUnavailable("the inference service is closed")
-            if worker.has_ended():  # died while idle (the system's OOM killer, say)
-                worker = self._replace(worker)
             counts["calls"] = 1
             message = (
                 prepared.sha256,
@@ -827,6 +834,9 @@ class _Worker:
     def __init__(self, process: subprocess.Popen[bytes], conn: Connection) -> None:
         self.process = process
         self.conn = conn
+        self.fd = conn.fileno()
+        self._poller = select.poll()
+        self._poller.register(self.fd, select.POLLIN)
         self.ready = False
 
     @classmethod
@@ -858,26 +868,61 @@ class _Worker:
     def pid(self) -> int:
         return self.process.pid
 
-    def has_ended(self) -> bool:
-        return self.process.poll() is not None
-
     def call(self, message: Any, seconds: float) -> Any:
-        """Sends one call and waits up to `seconds` for its reply; raises _WorkerLost."""
+        """Sends one call and waits up to `seconds` for its reply; raises _WorkerLost.
+
+        Only the wait for the reply lets the GIL go. The call goes out and the reply comes
+        in with the GIL held wherever the socket takes or holds them at once
+        (market/gilheld.py): on a busy node each system call that lets the GIL go costs
+        the caller a wait to get it back, and the worker sits idle, held, meanwhile. A
+        worker that died while idle (the system's OOM killer, say) is found when the call
+        cannot be sent to it.
+        """
         self._wait_ready()
+        data = ForkingPickler.dumps(message)
+        sent = 0
         try:
-            self.conn.send(message)
-        except OSError:  # the worker is gone: the call never reached it
-            error = InferWorkerCrashed(self._describe_end("before the call"))
-            raise _WorkerLost(error, before_send=True) from None
+            if len(data) <= NOWAIT_BYTES:  # the frame Connection.send makes: length, pickle
+                frame = struct.pack("!i", len(data)) + bytes(data)
+                sent = gilheld.send_nowait(self.fd, frame)
+                self._send_all(memoryview(frame)[sent:])
+            else:
+                self.conn.send_bytes(data)
+        except OSError:
+            if sent == 0:  # the worker is gone: the call never reached it
+                error = InferWorkerCrashed(self._describe_end("before the call"))
+                raise _WorkerLost(error, before_send=True) from None
+            raise _WorkerLost(InferWorkerCrashed(self._describe_end("during the call"))) from None
         try:
-            if not self.conn.poll(seconds):
+            if not self._poller.poll(seconds * 1000):
                 self.kill()
                 raise _WorkerLost(
                     InferTimeout(f"the model ran past the node's {seconds:g} s limit")
                 )
-            return self.conn.recv()
-        except (EOFError, OSError):
+            (size,) = struct.unpack("!i", self._read(4))
+            if size == -1:  # over 2 GiB: Connection's longer header
+                (size,) = struct.unpack("!Q", self._read(8))
+            return pickle.loads(self._read(size))
+        except (EOFError, OSError, struct.error, pickle.UnpicklingError):
             raise _WorkerLost(InferWorkerCrashed(self._describe_end("during the call"))) from None
+
+    def _send_all(self, data: memoryview) -> None:
+        while data:  # what the socket did not take at once: blocking, the GIL let go
+            data = data[os.write(self.fd, data) :]
+
+    def _read(self, size: int) -> bytes:
+        """`size` bytes of the reply: what the socket holds taken with the GIL held, the rest
+        waited for; raises EOFError when the worker is gone."""
+        chunks = []
+        while size:
+            chunk = gilheld.recv_nowait(self.fd, size) if size <= NOWAIT_BYTES else None
+            if chunk is None:
+                chunk = os.read(self.fd, min(size, READ_BYTES))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
 
     def _wait_ready(self) -> None:
         if self.ready:

@@ -32,8 +32,6 @@ the highest amount per channel.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import json
@@ -52,6 +50,7 @@ from typing import NamedTuple
 import sqlite_utils
 
 from modelchain.chain.errors import ModelchainError
+from modelchain.market import gilheld
 
 log = logging.getLogger(__name__)
 
@@ -237,36 +236,12 @@ def decode_records(data: bytes) -> tuple[list[ReceiptRow], set[str], int]:
     return rows, withdrawn, offset
 
 
-def _libc_write() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    """libc's write(2) through ctypes.PyDLL: called with the GIL held.
-
-    os.write lets the GIL go around the call; an append to the page cache takes a
-    few microseconds, far less than getting the GIL back on a busy node.
-    """
-    name = ctypes.util.find_library("c")
-    if name is None:  # pragma: no cover - no libc to load (os.write is used)
-        return None
-    try:
-        write = ctypes.PyDLL(name, use_errno=True).write
-    except (OSError, AttributeError):  # pragma: no cover
-        return None
-    write.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
-    write.restype = ctypes.c_ssize_t
-    return write
-
-
-_WRITE = _libc_write()
-
-
 def append_record(fd: int, record: bytes) -> None:
-    """Append `record` to `fd` (opened O_APPEND); raises OSError unless all of it went in."""
-    if _WRITE is None:  # pragma: no cover
-        written = os.write(fd, record)
-    else:
-        written = _WRITE(fd, record, len(record))
-        if written < 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code))
+    """Append `record` to `fd` (opened O_APPEND); raises OSError unless all of it went in.
+
+    One write(2) with the GIL held (market/gilheld.py): an append to the page cache takes a
+    few microseconds, far less than getting the GIL back on a busy node."""
+    written = gilheld.write(fd, record)
     if written != len(record):
         raise OSError(errno.ENOSPC, f"short write: {written} of {len(record)} bytes")
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from factories import key_for
-from factories_market import flip_byte, mlp_model, register_model, wait_until
+from factories import key_for, wait_until
+from factories_market import flip_byte, mlp_model, register_model
 
 from modelchain.contracts.registry import VersionInfo
 from modelchain.market.inference import (
@@ -670,6 +670,23 @@ def _alive_unreaped(pid: int) -> bool:
         return state != "Z" or len(os.listdir(f"/proc/{pid}/task")) > 1
     except FileNotFoundError:
         return False
+
+
+@pytest.mark.parametrize("rows", [1, 3000, 60000])
+def test_calls_and_replies_of_any_size_reach_the_worker_and_come_back_whole(
+    make_service: Any, versions: dict[str, VersionInfo], rows: int
+) -> None:
+    """Sizes around what a worker's socket takes at once (NOWAIT_BYTES, its buffer)."""
+    service = make_service(inference_workers=1)
+    a = np.arange(rows * 3, dtype=np.float32).reshape(rows, 3)
+    inputs = [
+        {"name": "a", "datatype": "FP32", "shape": [rows, 3], "data": a.ravel().tolist()},
+        {"name": "b", "datatype": "FP32", "shape": [3], "data": [1, 2, 3]},
+    ]
+    result = service.run(prepare(service, versions["addmul@1"], inputs))
+    by_name = {output["name"]: output["data"] for output in result.outputs}
+    assert by_name["sum"] == (a + np.float32([1, 2, 3])).ravel().tolist()
+    assert by_name["product"] == (a * np.float32([1, 2, 3])).ravel().tolist()
 
 
 def test_map_and_sequence_inputs_run_as_json_values(
