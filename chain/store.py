@@ -65,6 +65,81 @@ MAX_CACHED_ACCOUNTS = 100_000
 """read_account's cache is emptied when it reaches this many accounts."""
 
 
+class _MempoolRows:
+    """Group commit of mempool rows on their own connection.
+
+    A writer whose row is not committed yet either leads (takes every row waiting, inserts
+    them in one transaction) or waits for the leader of the moment. Each commit costs one
+    SQLite transaction and a wait for the GIL after it, not one per tx: per-call payments
+    admitted from many threads at once (bench/inference.py) queued on one commit each.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._cond = threading.Condition()
+        self._waiting: list[tuple[str, bytes, int]] = []
+        self._queued = 0
+        """Rows handed to write() so far; a row's number is its place in that order."""
+        self._finished = 0
+        """Rows up to this number are committed, or their commit failed (in _failed)."""
+        self._leading = False
+        self._failed: dict[tuple[int, int], list[Any]] = {}
+        """(first, last) row numbers of a failed commit: [its error, writers yet to hear]."""
+
+    def write(self, row: tuple[str, bytes, int]) -> None:
+        """Returns once `row` is committed; raises the error its commit failed with."""
+        with self._cond:
+            self._queued += 1
+            mine = self._queued
+            self._waiting.append(row)
+            while self._finished < mine and self._leading:
+                self._cond.wait()
+            if self._finished >= mine:  # a leader took it
+                self._hear_failure(mine)
+                return
+            self._leading = True
+            rows, self._waiting = self._waiting, []
+            first, last = self._finished + 1, self._queued
+        try:
+            self._commit(rows)
+        except BaseException as exc:
+            with self._cond:
+                if len(rows) > 1:  # the others whose rows it held hear of it too
+                    self._failed[first, last] = [exc, len(rows) - 1]
+                self._finish(last)
+            raise
+        with self._cond:
+            self._finish(last)
+
+    def _commit(self, rows: list[tuple[str, bytes, int]]) -> None:
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            conn.executemany(
+                "INSERT OR IGNORE INTO mempool(txid, raw, added) VALUES (?, ?, ?)", rows
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _finish(self, last: int) -> None:
+        """Under the condition: rows up to `last` are done; the next writer may lead."""
+        self._leading = False
+        self._finished = last
+        self._cond.notify_all()
+
+    def _hear_failure(self, mine: int) -> None:
+        """Under the condition: raise the error of the failed commit that held row `mine`."""
+        for (first, last), entry in self._failed.items():
+            if first <= mine <= last:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._failed[first, last]
+                raise entry[0]
+
+
 class ChainStore:
     """One SQLite file holding one node's chain. Thread-safe through one lock."""
 
@@ -85,9 +160,10 @@ class ChainStore:
         self._mempool_conn = sqlite3.connect(
             str(self.path), isolation_level=None, check_same_thread=False
         )
-        """Writes mempool rows alone: synchronous=NORMAL, one autocommit statement each."""
+        """Writes mempool rows alone: synchronous=NORMAL, group-committed (_MempoolRows)."""
         self._mempool_conn.execute("PRAGMA synchronous=NORMAL")
         self._mempool_conn.execute("PRAGMA busy_timeout=10000")
+        self._mempool_rows = _MempoolRows(self._mempool_conn)
 
     def close(self) -> None:
         self._mempool_conn.close()
@@ -521,22 +597,18 @@ class ChainStore:
     # --- mempool persistence -----------------------------------------------
 
     def save_mempool_tx(self, tx: Tx, added: int) -> None:
-        """Keep a pooled tx for restarts.
+        """Keep a pooled tx for restarts; returns once its row is committed.
 
         Mempool rows are not consensus data: they are committed without an fsync
         of their own (synchronous=NORMAL in WAL mode survives a killed process,
         and the next block's FULL commit makes them durable), so admitting a tx
-        does not wait on the disk while holding the chain's lock. They go through
-        a connection of their own, so that is one statement, not a switch of the
-        main connection's mode around a transaction. Never called inside one of
-        the main connection's transactions (the lock is re-entrant; SQLite's
-        write lock is not).
+        does not wait on the disk. They go through a connection of their own, not
+        the store's lock, so that a row's write holds up no reader of the chain,
+        and rows written at the same time share one commit (_MempoolRows). Never
+        called inside one of the main connection's transactions (SQLite's write
+        lock is not re-entrant).
         """
-        with self.lock:
-            self._mempool_conn.execute(
-                "INSERT OR IGNORE INTO mempool(txid, raw, added) VALUES (?, ?, ?)",
-                [tx.txid, tx.raw, added],
-            )
+        self._mempool_rows.write((tx.txid, tx.raw, added))
 
     def delete_mempool_txs(self, txids: Iterable[str]) -> None:
         with self.atomic() as db:

@@ -7,9 +7,11 @@ Imported by conftest fixtures and by tests that need them outside fixtures
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 from modelchain.chain.block import BLOCK_VERSION, Block, Header, compute_block_merkle_root
 from modelchain.chain.coin import CoinContract
@@ -25,6 +27,7 @@ from modelchain.chain.store import ChainStore
 from modelchain.chain.tx import Tx, make_reward
 
 GENESIS_FUNDS = 1_000_000_000
+T = TypeVar("T")
 
 
 def key_for(label: str) -> KeyPair:
@@ -154,3 +157,18 @@ def main_chain(node: ChainNode) -> list[Block]:
         assert block is not None
         blocks.append(block)
     return blocks
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:
+    """Polls `predicate` until it returns something true, and returns that; fails naming
+    `what` (or the predicate) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:.0f} s waiting for {what or predicate.__name__}"
+            )
+        time.sleep(0.01)

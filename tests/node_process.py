@@ -14,15 +14,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from click.testing import CliRunner
+from factories import wait_until
 
 from modelchain.market.cli import cli
 from modelchain.market.client import NodeClient
@@ -32,21 +32,6 @@ MINE_SECONDS = 60.0
 STOP_SECONDS = 30.0
 STDERR_CHARS = 5000
 """How much of a node's stderr `stderr()` gives: its last characters."""
-
-T = TypeVar("T")
-
-
-def wait_until(predicate: Callable[[], T], timeout: float, what: str) -> T:
-    """Poll `predicate` until it returns something true, and return that; fail naming
-    `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.02)
 
 
 @dataclass

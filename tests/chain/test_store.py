@@ -8,12 +8,14 @@ undo, receipts, events, mempool) must then read exactly as before.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import funded_params, key_for, make_block, mine_tip, open_node
+from factories import funded_params, key_for, make_block, mine_tip, open_node, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +24,7 @@ from modelchain.chain.contract import ContractError
 from modelchain.chain.errors import InvalidBlock
 from modelchain.chain.params import block_subsidy
 from modelchain.chain.pow import compute_work
-from modelchain.chain.store import InjectedFailure
+from modelchain.chain.store import ChainStore, InjectedFailure
 from modelchain.chain.tx import Tx, make_tx
 
 FEE = 1_000
@@ -360,3 +362,70 @@ def test_data_written_by_a_newer_schema_is_refused(tmp_path, chain_params, clock
     node.close()
     with pytest.raises(RuntimeError, match="newer"):
         open_node(tmp_path, chain_params, clock, verify_threads=1)
+
+
+# --- mempool rows: group commit ------------------------------------------------------------
+
+
+def _save_all_while_a_commit_waits(
+    store: ChainStore, first: Tx, rest: list[Tx]
+) -> dict[str, BaseException]:
+    """Save `first` while another connection holds SQLite's write lock, then `rest` from
+    threads of their own once `first`'s commit waits; release the lock; the errors by txid."""
+    errors: dict[str, BaseException] = {}
+
+    def save(tx: Tx) -> None:
+        try:
+            store.save_mempool_tx(tx, 1)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            errors[tx.txid] = exc
+
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    threads = [threading.Thread(target=save, args=(tx,)) for tx in [first, *rest]]
+    threads[0].start()
+    wait_until(lambda: store._mempool_rows._leading, 10, "the first row's commit to start")
+    for thread in threads[1:]:
+        thread.start()
+    wait_until(lambda: store._mempool_rows._queued == 1 + len(rest), 10, "the rest to queue")
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    for thread in threads:
+        thread.join(30)
+    return errors
+
+
+def test_mempool_rows_saved_while_a_commit_waits_share_the_next_commit(tmp_path: Path) -> None:
+    store = ChainStore(tmp_path / "chain.sqlite")
+    commits: list[str] = []
+    store._mempool_conn.set_trace_callback(
+        lambda sql: commits.append(sql) if sql == "COMMIT" else None
+    )
+    txs = [pay("alice", "bob", nonce, 10) for nonce in range(6)]
+    try:
+        assert _save_all_while_a_commit_waits(store, txs[0], txs[1:]) == {}
+        assert len(commits) == 2  # the first row's, then the five that waited for it
+        assert sorted(tx.txid for tx, _ in store.load_mempool()) == sorted(t.txid for t in txs)
+    finally:
+        store.close()
+
+
+def test_a_failed_mempool_commit_fails_every_save_it_held_and_keeps_none_of_them(
+    tmp_path: Path,
+) -> None:
+    store = ChainStore(tmp_path / "chain.sqlite")
+    first, good, bad, later = (pay("alice", "bob", nonce, 10) for nonce in range(4))
+    store.db.execute(
+        f"CREATE TRIGGER refuse BEFORE INSERT ON mempool WHEN NEW.txid = '{bad.txid}' "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    try:
+        errors = _save_all_while_a_commit_waits(store, first, [good, bad])
+        assert set(errors) == {good.txid, bad.txid}  # one commit held both
+        assert all(isinstance(error, sqlite3.IntegrityError) for error in errors.values())
+        assert [tx.txid for tx, _ in store.load_mempool()] == [first.txid]
+        store.save_mempool_tx(later, 2)  # the next save commits as ever
+        assert {tx.txid for tx, _ in store.load_mempool()} == {first.txid, later.txid}
+        assert store._mempool_rows._failed == {}  # every writer heard: nothing kept for them
+    finally:
+        store.close()

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from factories import FakeClock, key_for, make_block, open_node
+from factories import FakeClock, key_for, make_block, open_node, wait_until
 from factories_market import add_mul_model
-from node_process import Cli, NodeProcess, wait_until
+from node_process import Cli, NodeProcess
 from stand_in_peer import StandInPeer
 
 from modelchain.chain.node import ChainNode

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import key_for
+from factories import key_for, wait_until
 from factories_market import mlp_model
-from node_process import Cli, NodeProcess, wait_until
+from node_process import Cli, NodeProcess
 
 from modelchain.chain.keys import KeyPair
 from modelchain.market.cli_pay import compute_local_request_hash

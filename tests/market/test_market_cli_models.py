@@ -18,8 +18,8 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner, Result
-from factories import key_for
-from node_process import START_SECONDS, NodeProcess, wait_until
+from factories import key_for, wait_until
+from node_process import START_SECONDS, NodeProcess
 
 from modelchain.market.cli import cli
 from modelchain.market.config import dev_wallet

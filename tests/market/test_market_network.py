@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import mine_tip
-from factories_market import add_mul_model, register_tx, wait_until
+from factories import mine_tip, wait_until
+from factories_market import add_mul_model, register_tx
 from stand_in_peer import StandInPeer, dripping, endless, raw, silent
 from werkzeug.serving import make_server
 
