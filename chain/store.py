@@ -63,6 +63,8 @@ class BlockRecord:
 
 MAX_CACHED_ACCOUNTS = 100_000
 """read_account's cache is emptied when it reaches this many accounts."""
+MEMPOOL_ROWS_PER_INSERT = 300
+"""Mempool rows one INSERT statement takes (3 values each, under SQLite's 999 limit)."""
 
 
 class _MempoolRows:
@@ -112,17 +114,33 @@ class _MempoolRows:
             self._finish(last)
 
     def _commit(self, rows: list[tuple[str, bytes, int]]) -> None:
+        """All of `rows` in one transaction: one statement up to MEMPOOL_ROWS_PER_INSERT
+        rows (the SQLite module lets the GIL go around each statement's every step, and on
+        a busy node each such step costs a wait to get it back), chunks in a BEGIN beyond."""
         conn = self._conn
+        chunks = [
+            rows[start : start + MEMPOOL_ROWS_PER_INSERT]
+            for start in range(0, len(rows), MEMPOOL_ROWS_PER_INSERT)
+        ]
+        if len(chunks) == 1:  # autocommit: the statement is its own transaction
+            self._insert(chunks[0])
+            return
         conn.execute("BEGIN")
         try:
-            conn.executemany(
-                "INSERT OR IGNORE INTO mempool(txid, raw, added) VALUES (?, ?, ?)", rows
-            )
+            for chunk in chunks:
+                self._insert(chunk)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _insert(self, rows: list[tuple[str, bytes, int]]) -> None:
+        values = ", ".join(["(?, ?, ?)"] * len(rows))
+        self._conn.execute(
+            f"INSERT OR IGNORE INTO mempool(txid, raw, added) VALUES {values}",
+            [value for row in rows for value in row],
+        )
 
     def _finish(self, last: int) -> None:
         """Under the condition: rows up to `last` are done; the next writer may lead."""

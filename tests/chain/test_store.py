@@ -19,12 +19,13 @@ from factories import funded_params, key_for, make_block, mine_tip, open_node, w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modelchain.chain import store as store_module
 from modelchain.chain.block import Block
 from modelchain.chain.contract import ContractError
 from modelchain.chain.errors import InvalidBlock
 from modelchain.chain.params import block_subsidy
 from modelchain.chain.pow import compute_work
-from modelchain.chain.store import ChainStore, InjectedFailure
+from modelchain.chain.store import MEMPOOL_ROWS_PER_INSERT, ChainStore, InjectedFailure
 from modelchain.chain.tx import Tx, make_tx
 
 FEE = 1_000
@@ -395,24 +396,31 @@ def _save_all_while_a_commit_waits(
     return errors
 
 
-def test_mempool_rows_saved_while_a_commit_waits_share_the_next_commit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("per_insert", [MEMPOOL_ROWS_PER_INSERT, 2])
+def test_mempool_rows_saved_while_a_commit_waits_share_the_next_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_insert: int
+) -> None:
+    monkeypatch.setattr(store_module, "MEMPOOL_ROWS_PER_INSERT", per_insert)
     store = ChainStore(tmp_path / "chain.sqlite")
-    commits: list[str] = []
-    store._mempool_conn.set_trace_callback(
-        lambda sql: commits.append(sql) if sql == "COMMIT" else None
-    )
+    statements: list[str] = []
+    store._mempool_conn.set_trace_callback(lambda sql: statements.append(sql.split()[0]))
     txs = [pay("alice", "bob", nonce, 10) for nonce in range(6)]
     try:
         assert _save_all_while_a_commit_waits(store, txs[0], txs[1:]) == {}
-        assert len(commits) == 2  # the first row's, then the five that waited for it
+        if per_insert >= 5:  # the first row's statement, then one for the five that waited
+            assert statements == ["INSERT", "INSERT"]
+        else:  # the five in one transaction, two rows a statement
+            assert statements == ["INSERT", "BEGIN", "INSERT", "INSERT", "INSERT", "COMMIT"]
         assert sorted(tx.txid for tx, _ in store.load_mempool()) == sorted(t.txid for t in txs)
     finally:
         store.close()
 
 
+@pytest.mark.parametrize("per_insert", [MEMPOOL_ROWS_PER_INSERT, 1])
 def test_a_failed_mempool_commit_fails_every_save_it_held_and_keeps_none_of_them(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_insert: int
 ) -> None:
+    monkeypatch.setattr(store_module, "MEMPOOL_ROWS_PER_INSERT", per_insert)
     store = ChainStore(tmp_path / "chain.sqlite")
     first, good, bad, later = (pay("alice", "bob", nonce, 10) for nonce in range(4))
     store.db.execute(
