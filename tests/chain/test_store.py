@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -396,44 +397,51 @@ def _save_all_while_a_commit_waits(
     return errors
 
 
+@pytest.fixture
+def mempool_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Factory: a ChainStore whose mempool statements take `per_insert` rows; closed after."""
+    opened: list[ChainStore] = []
+
+    def make(per_insert: int) -> ChainStore:
+        monkeypatch.setattr(store_module, "MEMPOOL_ROWS_PER_INSERT", per_insert)
+        opened.append(ChainStore(tmp_path / "chain.sqlite"))
+        return opened[-1]
+
+    yield make
+    for store in opened:
+        store.close()
+
+
 @pytest.mark.parametrize("per_insert", [MEMPOOL_ROWS_PER_INSERT, 2])
 def test_mempool_rows_saved_while_a_commit_waits_share_the_next_commit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_insert: int
+    mempool_store: Any, per_insert: int
 ) -> None:
-    monkeypatch.setattr(store_module, "MEMPOOL_ROWS_PER_INSERT", per_insert)
-    store = ChainStore(tmp_path / "chain.sqlite")
+    store = mempool_store(per_insert)
     statements: list[str] = []
     store._mempool_conn.set_trace_callback(lambda sql: statements.append(sql.split()[0]))
     txs = [pay("alice", "bob", nonce, 10) for nonce in range(6)]
-    try:
-        assert _save_all_while_a_commit_waits(store, txs[0], txs[1:]) == {}
-        if per_insert >= 5:  # the first row's statement, then one for the five that waited
-            assert statements == ["INSERT", "INSERT"]
-        else:  # the five in one transaction, two rows a statement
-            assert statements == ["INSERT", "BEGIN", "INSERT", "INSERT", "INSERT", "COMMIT"]
-        assert sorted(tx.txid for tx, _ in store.load_mempool()) == sorted(t.txid for t in txs)
-    finally:
-        store.close()
+    assert _save_all_while_a_commit_waits(store, txs[0], txs[1:]) == {}
+    if per_insert >= 5:  # the first row's statement, then one for the five that waited
+        assert statements == ["INSERT", "INSERT"]
+    else:  # the five in one transaction, two rows a statement
+        assert statements == ["INSERT", "BEGIN", "INSERT", "INSERT", "INSERT", "COMMIT"]
+    assert sorted(tx.txid for tx, _ in store.load_mempool()) == sorted(t.txid for t in txs)
 
 
 @pytest.mark.parametrize("per_insert", [MEMPOOL_ROWS_PER_INSERT, 1])
 def test_a_failed_mempool_commit_fails_every_save_it_held_and_keeps_none_of_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_insert: int
+    mempool_store: Any, per_insert: int
 ) -> None:
-    monkeypatch.setattr(store_module, "MEMPOOL_ROWS_PER_INSERT", per_insert)
-    store = ChainStore(tmp_path / "chain.sqlite")
+    store = mempool_store(per_insert)
     first, good, bad, later = (pay("alice", "bob", nonce, 10) for nonce in range(4))
     store.db.execute(
         f"CREATE TRIGGER refuse BEFORE INSERT ON mempool WHEN NEW.txid = '{bad.txid}' "
         "BEGIN SELECT RAISE(ABORT, 'refused'); END"
     )
-    try:
-        errors = _save_all_while_a_commit_waits(store, first, [good, bad])
-        assert set(errors) == {good.txid, bad.txid}  # one commit held both
-        assert all(isinstance(error, sqlite3.IntegrityError) for error in errors.values())
-        assert [tx.txid for tx, _ in store.load_mempool()] == [first.txid]
-        store.save_mempool_tx(later, 2)  # the next save commits as ever
-        assert {tx.txid for tx, _ in store.load_mempool()} == {first.txid, later.txid}
-        assert store._mempool_rows._failed == {}  # every writer heard: nothing kept for them
-    finally:
-        store.close()
+    errors = _save_all_while_a_commit_waits(store, first, [good, bad])
+    assert set(errors) == {good.txid, bad.txid}  # one commit held both
+    assert all(isinstance(error, sqlite3.IntegrityError) for error in errors.values())
+    assert [tx.txid for tx, _ in store.load_mempool()] == [first.txid]
+    store.save_mempool_tx(later, 2)  # the next save commits as ever
+    assert {tx.txid for tx, _ in store.load_mempool()} == {first.txid, later.txid}
+    assert store._mempool_rows._failed == {}  # every writer heard: nothing kept for them
