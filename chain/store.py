@@ -76,8 +76,12 @@ class _MempoolRows:
     admitted from many threads at once (bench/inference.py) queued on one commit each.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, store_lock: threading.RLock) -> None:
         self._conn = conn
+        self._store_lock = store_lock
+        """Held around each commit, as by the main connection's transactions: a commit
+        landing inside one that read before it writes would fail its write at once
+        (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out)."""
         self._cond = threading.Condition()
         self._waiting: list[tuple[str, bytes, int]] = []
         self._queued = 0
@@ -102,16 +106,18 @@ class _MempoolRows:
             self._leading = True
             rows, self._waiting = self._waiting, []
             first, last = self._finished + 1, self._queued
+        error: BaseException | None = None
         try:
-            self._commit(rows)
+            with self._store_lock:
+                self._commit(rows)
         except BaseException as exc:
-            with self._cond:
-                if len(rows) > 1:  # the others whose rows it held hear of it too
-                    self._failed[first, last] = [exc, len(rows) - 1]
-                self._finish(last)
+            error = exc
             raise
-        with self._cond:
-            self._finish(last)
+        finally:
+            with self._cond:
+                if error is not None and len(rows) > 1:  # the others it held hear of it too
+                    self._failed[first, last] = [error, len(rows) - 1]
+                self._finish(last)
 
     def _commit(self, rows: list[tuple[str, bytes, int]]) -> None:
         """All of `rows` in one transaction: one statement up to MEMPOOL_ROWS_PER_INSERT
@@ -149,13 +155,22 @@ class _MempoolRows:
         self._cond.notify_all()
 
     def _hear_failure(self, mine: int) -> None:
-        """Under the condition: raise the error of the failed commit that held row `mine`."""
+        """Under the condition: raise, as an error of its own, the error of the failed
+        commit that held row `mine` (one object raised in many threads would gather all
+        their tracebacks)."""
         for (first, last), entry in self._failed.items():
             if first <= mine <= last:
                 entry[1] -= 1
                 if entry[1] == 0:
                     del self._failed[first, last]
-                raise entry[0]
+                error = entry[0]
+                try:
+                    own = type(error)(*error.args) if isinstance(error, Exception) else None
+                except Exception:  # noqa: BLE001 - a class that cannot be remade so
+                    own = None
+                if own is None:
+                    own = RuntimeError(f"the mempool commit holding this tx failed: {error!r}")
+                raise own from error
 
 
 class ChainStore:
@@ -181,7 +196,7 @@ class ChainStore:
         """Writes mempool rows alone: synchronous=NORMAL, group-committed (_MempoolRows)."""
         self._mempool_conn.execute("PRAGMA synchronous=NORMAL")
         self._mempool_conn.execute("PRAGMA busy_timeout=10000")
-        self._mempool_rows = _MempoolRows(self._mempool_conn)
+        self._mempool_rows = _MempoolRows(self._mempool_conn, self.lock)
 
     def close(self) -> None:
         self._mempool_conn.close()
@@ -620,11 +635,10 @@ class ChainStore:
         Mempool rows are not consensus data: they are committed without an fsync
         of their own (synchronous=NORMAL in WAL mode survives a killed process,
         and the next block's FULL commit makes them durable), so admitting a tx
-        does not wait on the disk. They go through a connection of their own, not
-        the store's lock, so that a row's write holds up no reader of the chain,
-        and rows written at the same time share one commit (_MempoolRows). Never
-        called inside one of the main connection's transactions (SQLite's write
-        lock is not re-entrant).
+        does not wait on the disk. They go through a connection of their own, and
+        rows written at the same time share one commit (_MempoolRows), taken under
+        the store's lock once for them all. Never called inside one of the main
+        connection's transactions (SQLite's write lock is not re-entrant).
         """
         self._mempool_rows.write((tx.txid, tx.raw, added))
 

@@ -7,6 +7,7 @@ undo, receipts, events, mempool) must then read exactly as before.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import tempfile
@@ -445,3 +446,21 @@ def test_a_failed_mempool_commit_fails_every_save_it_held_and_keeps_none_of_them
     store.save_mempool_tx(later, 2)  # the next save commits as ever
     assert {tx.txid for tx, _ in store.load_mempool()} == {first.txid, later.txid}
     assert store._mempool_rows._failed == {}  # every writer heard: nothing kept for them
+
+
+def test_a_mempool_commit_waits_for_a_block_write_that_read_before_it_writes(
+    mempool_store: Any,
+) -> None:
+    store = mempool_store(MEMPOOL_ROWS_PER_INSERT)
+    tx = pay("alice", "bob", 0, 10)
+    saver = threading.Thread(target=store.save_mempool_tx, args=(tx, 1))
+    with store.atomic() as db:  # as connect_block does: read first, then write
+        db.execute("SELECT count(*) FROM mempool").fetchone()
+        saver.start()
+        wait_until(lambda: store._mempool_rows._leading, 10, "the save to start its commit")
+        with contextlib.suppress(AssertionError):  # the wait runs out: no commit comes
+            wait_until(lambda: store._mempool_rows._finished, 0.5, "a commit (none may come)")
+        assert store._mempool_rows._finished == 0
+        store.set_meta("probe", "written")  # so no SQLITE_BUSY_SNAPSHOT here
+    saver.join(30)
+    assert [saved.txid for saved, _ in store.load_mempool()] == [tx.txid]
