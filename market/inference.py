@@ -78,6 +78,8 @@ WORKER_STOP_SECONDS = 5.0
 NOWAIT_BYTES = 1 << 16
 """Calls and replies up to this size go through a worker's socket with the GIL held."""
 READ_BYTES = 1 << 22
+MAX_WAIT_SECONDS = 2_000_000.0
+"""The longest wait for a reply poll(2) is asked for (its timeout is an int of ms)."""
 """The most of a larger reply read at once (each read allocates this much)."""
 MAX_CACHED_SIGNATURES = 1024
 WORKER_BOOT = "from modelchain.market.inference import worker_entry; worker_entry()"
@@ -667,7 +669,10 @@ class InferenceService:
             raise _WORKER_ERRORS.get(code, InferFailed)(text)
         finally:
             if replace and not self._closed:
-                worker = self._replace(worker)
+                try:
+                    worker = self._replace(worker)
+                except InferUnavailable:  # the caller hears of its own call's failure
+                    log.exception("inference worker %d could not be replaced", worker.pid)
             returned = time.perf_counter()
             self._idle.put(worker)
             with self._lock:
@@ -688,8 +693,13 @@ class InferenceService:
         )
 
     def _replace(self, worker: _Worker) -> _Worker:
+        """Kill `worker` and start another; raises InferUnavailable when none can start
+        (the killed one is then kept in its place: using it fails, and replaces it)."""
         worker.kill()
-        fresh = _Worker.spawn(self.settings, self._receipt_seed)
+        try:
+            fresh = _Worker.spawn(self.settings, self._receipt_seed)
+        except OSError as exc:
+            raise InferUnavailable(f"no inference worker could be started: {exc}") from exc
         with self._lock:
             self._workers = [fresh if item is worker else item for item in self._workers]
             self._counts["restarts"] += 1
@@ -894,7 +904,7 @@ class _Worker:
                 raise _WorkerLost(error, before_send=True) from None
             raise _WorkerLost(InferWorkerCrashed(self._describe_end("during the call"))) from None
         try:
-            if not self._poller.poll(seconds * 1000):
+            if not self._poller.poll(min(max(seconds, 0.0), MAX_WAIT_SECONDS) * 1000):
                 self.kill()
                 raise _WorkerLost(
                     InferTimeout(f"the model ran past the node's {seconds:g} s limit")
@@ -963,6 +973,7 @@ class _Worker:
             self.process.kill()
         self.process.wait()
         self.conn.close()
+        self.fd = -1  # its number may be reused by any file the node opens next
 
     def stop(self) -> None:
         """Asks the worker to exit, and kills it if it does not in time."""

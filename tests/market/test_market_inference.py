@@ -8,6 +8,7 @@ counts worker calls and session creations through stats().
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import signal
@@ -23,6 +24,7 @@ from factories import key_for, wait_until
 from factories_market import flip_byte, mlp_model, register_model
 
 from modelchain.contracts.registry import VersionInfo
+from modelchain.market import inference as inference_module
 from modelchain.market.inference import (
     InferenceService,
     PreparedCall,
@@ -659,6 +661,26 @@ def test_a_worker_that_died_while_idle_is_replaced_before_the_next_call(
     wait_until(lambda: not _alive_unreaped(pid), what="the worker to be dead")
     assert service.run(call).outputs[0]["data"][0] == 11
     assert service.worker_pids() != [pid]
+
+
+def test_a_worker_that_cannot_be_replaced_fails_later_calls_503_until_one_starts(
+    make_service: Any, versions: dict[str, VersionInfo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = make_service(inference_workers=1, inference_seconds=0.5)
+    call = prepare(service, versions["addmul@1"], ADDMUL_INPUTS)
+    service.run(call)  # the worker is up
+    spawn = inference_module._Worker.spawn
+
+    def no_memory(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    monkeypatch.setattr(inference_module._Worker, "spawn", no_memory)
+    # the timed-out call hears of its own failure, not of the failed replacement
+    raises_code("infer-timeout", service.run, prepare(service, versions["slow@1"], SLOW_INPUTS))
+    error = raises_code("infer-unavailable", service.run, call)  # never sent down a stale fd
+    assert error.http_status == 503 and "Cannot allocate memory" in error.message
+    monkeypatch.setattr(inference_module._Worker, "spawn", spawn)
+    assert service.run(call).outputs[0]["data"][0] == 11
 
 
 def _alive_unreaped(pid: int) -> bool:
