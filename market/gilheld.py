@@ -80,4 +80,4 @@ def recv_nowait(fd: int, size: int) -> bytes | None:
         if ctypes.get_errno() in _WOULD_BLOCK:
             return None
         _raise_errno()
-    return buffer.raw[:got]
+    return ctypes.string_at(buffer, got)  # the bytes read, copied once

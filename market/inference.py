@@ -78,9 +78,9 @@ WORKER_STOP_SECONDS = 5.0
 NOWAIT_BYTES = 1 << 16
 """Calls and replies up to this size go through a worker's socket with the GIL held."""
 READ_BYTES = 1 << 22
+"""The most of a larger reply read at once (each read allocates this much)."""
 MAX_WAIT_SECONDS = 2_000_000.0
 """The longest wait for a reply poll(2) is asked for (its timeout is an int of ms)."""
-"""The most of a larger reply read at once (each read allocates this much)."""
 MAX_CACHED_SIGNATURES = 1024
 WORKER_BOOT = "from modelchain.market.inference import worker_entry; worker_entry()"
 # One thread for every math library, and few malloc arenas: each thread's stack and arena
