@@ -138,10 +138,11 @@ def inference_figures(
     before: InferenceStats, after: InferenceStats, seconds: float, workers: int
 ) -> dict[str, float]:
     """Where a run's worker calls spent their time (InferenceService.stats): per call, the
-    wait for a slot and an idle worker (`queue_us`), the worker held (`checkout_us`) and, of
-    that, working (`worker_us`); `workers_held` is the share of the run's time the pool was
-    held, `workers_working` the share it worked. A worker held far longer than it works
-    is waiting for its caller to get the node's GIL back, not for its own work."""
+    wait for a slot and a place on a worker (`queue_us`), the place held (`checkout_us`: the
+    wait behind the call before it on that worker included) and, of that, the worker working
+    on it (`worker_us`); `workers_held` is the places held per worker over the run's time
+    (above 1 when calls queue on the workers), `workers_working` the share of the run's
+    time the workers worked."""
     calls = max(1, after.worker_calls - before.worker_calls)
     queue = after.queue_seconds - before.queue_seconds
     checkout = after.checkout_seconds - before.checkout_seconds

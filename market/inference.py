@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import queue
 import resource
 import select
 import signal
@@ -23,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -81,6 +80,15 @@ READ_BYTES = 1 << 22
 """The most of a larger reply read at once (each read allocates this much)."""
 MAX_WAIT_SECONDS = 2_000_000.0
 """The longest wait for a reply poll(2) is asked for (its timeout is an int of ms)."""
+PIPELINE_DEPTH = 2
+"""Calls a worker holds at once: the one it runs and the next, already in its socket, so it
+starts that one the moment it answers, not when its caller gets around to reading the reply
+(on a busy node that wait, for the GIL, is longer than a small model's run). A call goes to
+the worker holding the fewest, an idle one first: it waits behind a slow call only when
+every worker is busy, and then behind at most PIPELINE_DEPTH - 1 calls."""
+MAX_REQUEUES = 3
+"""How often a call that was queued behind a call that lost its worker (a crash, a timeout)
+goes to a fresh worker before it fails too; it never ran, so nothing was charged."""
 MAX_CACHED_SIGNATURES = 1024
 WORKER_BOOT = "from modelchain.market.inference import worker_entry; worker_entry()"
 # One thread for every math library, and few malloc arenas: each thread's stack and arena
@@ -299,14 +307,17 @@ class InferenceStats:
     """Workers replaced after a timeout, a crash or running out of memory."""
     in_flight: int
     """Calls holding an inference slot now."""
+    in_workers: int = 0
+    """Of those, calls sent to a worker and not yet answered, the ones running included."""
     queue_seconds: float = 0.0
-    """Time calls waited for an inference slot and an idle worker, summed."""
+    """Time calls waited for an inference slot and a place on a worker, summed."""
     checkout_seconds: float = 0.0
-    """Time calls held a worker, from taking it to giving it back, summed."""
+    """Time calls held a place on a worker, from taking it to giving it back, summed: the
+    wait behind the call before it on that worker included."""
     worker_seconds: float = 0.0
     """Of checkout_seconds, the time the workers spent on the calls (signature check, run,
-    receipt), as they measured it. The rest is the socket, pickling, and the calling thread
-    waiting to get the GIL back after the reply came: a worker waits idle through that."""
+    receipt), as they measured it. The rest is waiting behind another call, the socket,
+    pickling, and the calling thread waiting to get the GIL back after the reply came."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,9 +366,15 @@ class InferenceService:
         self._receipt_seed = receipt_key.seed if receipt_key is not None else None
         """Handed to each worker into guarded memory (market/signer.py), not in its settings."""
         self._slots = threading.BoundedSemaphore(max(1, config.max_concurrent_inferences))
-        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._load: list[int] = []
+        """Calls placed on each worker (by index in _workers), at most PIPELINE_DEPTH."""
+        self._room = threading.Condition(threading.Lock())
+        """Guards _load; a call waits on it while every worker holds PIPELINE_DEPTH calls."""
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
+        self._spawn_lock = threading.Lock()
+        """Held while a lost worker's replacement starts: it starts once, however many calls
+        find the worker lost."""
         self._started = False
         self._closed = False
         self._signatures: dict[str, ModelSignature] = {}
@@ -375,20 +392,24 @@ class InferenceService:
             if self._started:
                 return
             for _ in range(max(1, self.config.inference_workers)):
-                worker = _Worker.spawn(self.settings, self._receipt_seed)
-                self._workers.append(worker)
-                self._idle.put(worker)
+                self._workers.append(_Worker.spawn(self.settings, self._receipt_seed))
+            self._load = [0] * len(self._workers)
             self._started = True
 
     def close(self) -> None:
-        """Stops every worker; calls in flight fail with infer-worker-crashed."""
+        """Stops every worker once it has answered the calls it holds; a worker still busy
+        after WORKER_STOP_SECONDS is killed, and the calls it had not answered fail, as
+        every later call does, with infer-unavailable."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             workers = list(self._workers)
+        deadline = time.monotonic() + WORKER_STOP_SECONDS
         for worker in workers:
-            worker.stop()
+            worker.ask_to_stop(deadline)
+        for worker in workers:
+            worker.wait_stopped(deadline)
 
     def worker_pids(self) -> list[int]:
         """The pids of the current workers (for operators and tests)."""
@@ -399,12 +420,14 @@ class InferenceService:
         with self._lock:
             counts = dict(self._counts)
             seconds = dict(self._seconds)
+            workers = list(self._workers)
         return InferenceStats(
             worker_calls=counts["calls"],
             sessions_created=counts["created"],
             sessions_evicted=counts["evicted"],
             worker_restarts=counts["restarts"],
             in_flight=counts["in_flight"],
+            in_workers=sum(worker.holding for worker in workers),
             queue_seconds=seconds["queue"],
             checkout_seconds=seconds["checkout"],
             worker_seconds=seconds["worker"],
@@ -624,11 +647,11 @@ class InferenceService:
     def _dispatch(
         self, prepared: PreparedCall, seal: Seal | None, queued: float
     ) -> tuple[Any, float]:
-        """Runs the call on an idle worker: (results, session created, sessions evicted,
-        sealed receipt or None) and the seconds from sending it to the reply."""
-        worker = self._idle.get()
+        """Runs the call on a worker with room for it: (results, session created, sessions
+        evicted, sealed receipt or None) and the seconds from the worker starting it to the
+        reply."""
+        index = self._take_place()
         checked_out = time.perf_counter()
-        replace = False
         counts: dict[str, int] = {}
         worker_seconds = 0.0
         try:
@@ -645,42 +668,103 @@ class InferenceService:
                 },
                 seal,
             )
-            started = time.perf_counter()
-            try:
-                try:
-                    reply = worker.call(message, self.config.inference_seconds)
-                except _WorkerLost as lost:
-                    if not lost.before_send or self._closed:
-                        raise
-                    worker = self._replace(worker)  # nothing ran: one more try on a new one
-                    started = time.perf_counter()
-                    reply = worker.call(message, self.config.inference_seconds)
-            except _WorkerLost as lost:
-                replace = True
-                raise lost.error from None
-            elapsed = time.perf_counter() - started
+            reply, elapsed = self._call(index, message)
             status, *rest = reply
             if status == "ok":
                 results, created, evicted, sealed, worker_seconds = rest
                 counts |= {"created": int(created), "evicted": evicted}
                 return (results, created, evicted, sealed), elapsed
             code, text, recycle = rest
-            replace = recycle
+            if recycle:  # the worker is retired already: start its successor now
+                self._start_successor(index)
             raise _WORKER_ERRORS.get(code, InferFailed)(text)
         finally:
-            if replace and not self._closed:
-                try:
-                    worker = self._replace(worker)
-                except InferUnavailable:  # the caller hears of its own call's failure
-                    log.exception("inference worker %d could not be replaced", worker.pid)
             returned = time.perf_counter()
-            self._idle.put(worker)
+            self._give_place(index)
             with self._lock:
                 for key, delta in counts.items():
                     self._counts[key] += delta
                 self._seconds["queue"] += checked_out - queued
                 self._seconds["checkout"] += returned - checked_out
                 self._seconds["worker"] += worker_seconds
+
+    def _take_place(self) -> int:
+        """The index of the worker holding the fewest calls, once it holds fewer than
+        PIPELINE_DEPTH; the call is counted on it until _give_place."""
+        with self._room:
+            while True:
+                load = min(self._load)
+                if load < PIPELINE_DEPTH:
+                    break
+                self._room.wait()
+            index = self._load.index(load)
+            self._load[index] += 1
+            return index
+
+    def _give_place(self, index: int) -> None:
+        with self._room:
+            self._load[index] -= 1
+            self._room.notify()
+
+    def _call(self, index: int, message: Any) -> tuple[Any, float]:
+        """The reply of the worker at `index` to `message`, and the seconds it took from when
+        the worker started it. A call that never reached the worker (it was gone before the
+        call was sent, or was lost with the call still queued behind another) goes to its
+        successor, up to MAX_REQUEUES times; a call lost once started fails."""
+        worker = self._workers[index]
+        requeued = 0
+        while True:
+            try:
+                return worker.call(message, self.config.inference_seconds)
+            except _WorkerLost as lost:
+                if self._closed:
+                    raise InferUnavailable("the inference service is closed") from None
+                if not lost.before_send:
+                    self._start_successor(index)
+                    raise lost.error from None
+                if requeued == MAX_REQUEUES:
+                    raise InferWorkerCrashed(
+                        f"the call was queued on {requeued + 1} workers in turn, and each was"
+                        " lost before it started"
+                    ) from None
+                requeued += 1
+                worker = self._successor(index)
+
+    def _start_successor(self, index: int) -> None:
+        """Replaces the lost worker at `index` now, so the next call finds it starting; the
+        call that lost it hears of its own failure, not of a failed start (logged)."""
+        if self._closed:
+            return
+        try:
+            self._successor(index)
+        except InferUnavailable:
+            log.exception("the inference worker at %d could not be replaced", index)
+
+    def _successor(self, index: int) -> _Worker:
+        """The worker at `index`, replaced now if it is lost (once, however many calls find
+        it lost); raises InferUnavailable when none can start (the lost one then stays in
+        its place: calling it fails, and asks for a successor again)."""
+        with self._spawn_lock:
+            lost = self._workers[index]
+            if not lost.lost:
+                return lost
+            if self._closed:
+                raise InferUnavailable("the inference service is closed")
+            try:
+                fresh = _Worker.spawn(self.settings, self._receipt_seed)
+            except OSError as exc:
+                raise InferUnavailable(f"no inference worker could be started: {exc}") from exc
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    self._workers[index] = fresh
+                    self._counts["restarts"] += 1
+            if closed:  # close() has stopped the workers it found: this one too
+                fresh.ask_to_stop(time.monotonic() + WORKER_STOP_SECONDS)
+                fresh.wait_stopped(time.monotonic() + WORKER_STOP_SECONDS)
+                raise InferUnavailable("the inference service is closed")
+        log.warning("inference worker %d replaced by %d", lost.pid, fresh.pid)
+        return fresh
 
     def _expected_inputs(self, prepared: PreparedCall) -> tuple[tuple[str, str | None], ...]:
         info = prepared.version_info
@@ -691,20 +775,6 @@ class InferenceService:
             (value.name, value.type.elem_type if isinstance(value.type, TensorType) else None)
             for value in signature.inputs
         )
-
-    def _replace(self, worker: _Worker) -> _Worker:
-        """Kill `worker` and start another; raises InferUnavailable when none can start
-        (the killed one is then kept in its place: using it fails, and replaces it)."""
-        worker.kill()
-        try:
-            fresh = _Worker.spawn(self.settings, self._receipt_seed)
-        except OSError as exc:
-            raise InferUnavailable(f"no inference worker could be started: {exc}") from exc
-        with self._lock:
-            self._workers = [fresh if item is worker else item for item in self._workers]
-            self._counts["restarts"] += 1
-        log.warning("inference worker %d replaced by %d", worker.pid, fresh.pid)
-        return fresh
 
     def _result(
         self, prepared: PreparedCall, results: Mapping[str, Any], elapsed: float
@@ -831,14 +901,40 @@ class _WorkerLost(Exception):
         super().__init__(error.message)
         self.error = error
         self.before_send = before_send
-        """True when the call never reached the worker: it may go to another one."""
+        """True when the call never ran on the worker: it may go to another one."""
+
+
+class _Queued:
+    """A call on a worker. The worker runs its calls in the order they came; only the call it
+    runs, the head of the queue, reads the socket. A call behind it waits on `turn` until the
+    call before it has its reply (then it is the head), or until the worker is lost
+    (`requeue`: it never started)."""
+
+    __slots__ = ("turn", "sent", "sent_at", "started", "given", "requeue", "abandoned")
+
+    def __init__(self) -> None:
+        self.turn = threading.Lock()
+        self.turn.acquire()
+        self.sent = False
+        """The whole call went into the socket."""
+        self.sent_at = 0.0
+        self.started = 0.0
+        """When the call before it got its reply (or the worker became ready)."""
+        self.given = False
+        """It has the turn: it is the head."""
+        self.requeue = False
+        self.abandoned = False
+        """Its caller left before its turn came: no one will read its reply."""
 
 
 class _Worker:
-    """One worker process and the parent's end of its socket; used by one call at a time.
+    """One worker process and the parent's end of its socket.
 
     A worker is a fresh interpreter (`python -P -c ...`), not a fork: it shares nothing with
-    the node's threads and does not import the node's main module, only this one.
+    the node's threads and does not import the node's main module, only this one. It runs one
+    call at a time, but holds more: a call is sent as soon as it comes, and waits in the
+    socket behind the ones before it (InferenceService gives each worker at most
+    PIPELINE_DEPTH). Once lost (crashed, timed out, retired, stopped) a worker takes no call.
     """
 
     def __init__(self, process: subprocess.Popen[bytes], conn: Connection) -> None:
@@ -848,6 +944,14 @@ class _Worker:
         self._poller = select.poll()
         self._poller.register(self.fd, select.POLLIN)
         self.ready = False
+        self.lost = False
+        self._stopping = False
+        self._queue: deque[_Queued] = deque()
+        self._lock = threading.Lock()
+        """Guards the queue and the flags; the socket closes under it once the worker is lost
+        and no call is left on it (so no call ever uses a closed or reused fd)."""
+        self._send_lock = threading.Lock()
+        """One call at a time goes into the socket, in the queue's order."""
 
     @classmethod
     def spawn(cls, settings: WorkerSettings, receipt_seed: bytes | None = None) -> _Worker:
@@ -878,43 +982,146 @@ class _Worker:
     def pid(self) -> int:
         return self.process.pid
 
-    def call(self, message: Any, seconds: float) -> Any:
-        """Sends one call and waits up to `seconds` for its reply; raises _WorkerLost.
+    @property
+    def holding(self) -> int:
+        """Calls queued on the worker now (their sending included) and not answered."""
+        return len(self._queue)
 
-        Only the wait for the reply lets the GIL go. The call goes out and the reply comes
-        in with the GIL held wherever the socket takes or holds them at once
-        (market/gilheld.py): on a busy node each system call that lets the GIL go costs
-        the caller a wait to get it back, and the worker sits idle, held, meanwhile. A
-        worker that died while idle (the system's OOM killer, say) is found when the call
+    def call(self, message: Any, seconds: float) -> tuple[Any, float]:
+        """Queues one call, waits for its turn, then up to `seconds` from its start for its
+        reply; returns the reply and the seconds from its start. Raises _WorkerLost.
+
+        Only waits let the GIL go. The call goes out and the reply comes in with the GIL
+        held wherever the socket takes or holds them at once (market/gilheld.py): on a busy
+        node each system call that lets the GIL go costs the caller a wait to get it back.
+        A worker that died while idle (the system's OOM killer, say) is found when the call
         cannot be sent to it.
         """
-        self._wait_ready()
         data = ForkingPickler.dumps(message)
-        sent = 0
+        frame = struct.pack("!i", len(data)) + bytes(data) if len(data) <= NOWAIT_BYTES else None
+        queued = _Queued()
+        with self._send_lock:
+            with self._lock:
+                if self.lost or self._stopping:
+                    raise _WorkerLost(
+                        InferWorkerCrashed("the inference worker was replaced"), before_send=True
+                    )
+                head = not self._queue
+                queued.given = head
+                self._queue.append(queued)
+            queued.sent = self._send(frame, data)
+            queued.sent_at = time.perf_counter()
+        if not head:
+            try:
+                queued.turn.acquire()  # released by the call before it, or by _lose
+            except BaseException:
+                self._abandon(queued)
+                raise
+            if queued.requeue:
+                raise _WorkerLost(
+                    InferWorkerCrashed("the inference worker was lost before the call started"),
+                    before_send=True,
+                )
+        return self._receive(queued, seconds)
+
+    def _send(self, frame: bytes | None, data: bytes) -> bool:
+        """Sends the call: `frame` (the one Connection.send makes: length, pickle) with the
+        GIL held as far as the socket takes it, or `data` through Connection.send_bytes;
+        False when the worker is gone (a call not wholly sent never starts)."""
         try:
-            if len(data) <= NOWAIT_BYTES:  # the frame Connection.send makes: length, pickle
-                frame = struct.pack("!i", len(data)) + bytes(data)
+            if frame is not None:
                 sent = gilheld.send_nowait(self.fd, frame)
                 self._send_all(memoryview(frame)[sent:])
             else:
                 self.conn.send_bytes(data)
-        except OSError:
-            if sent == 0:  # the worker is gone: the call never reached it
-                error = InferWorkerCrashed(self._describe_end("before the call"))
-                raise _WorkerLost(error, before_send=True) from None
-            raise _WorkerLost(InferWorkerCrashed(self._describe_end("during the call"))) from None
+        except Exception:  # EPIPE above all; any failure leaves the stream unusable
+            return False
+        return True
+
+    def _receive(self, queued: _Queued, seconds: float) -> tuple[Any, float]:
+        """The head's part: read the reply, then hand the turn to the call behind it. On any
+        failure the worker is lost: this call fails (or goes to the successor, if it never
+        reached the worker) and every call behind it goes to the successor."""
         try:
-            if not self._poller.poll(min(max(seconds, 0.0), MAX_WAIT_SECONDS) * 1000):
-                self.kill()
+            if not queued.sent:
+                raise _WorkerLost(
+                    InferWorkerCrashed(self._describe_end("before the call")), before_send=True
+                )
+            if not self.ready:
+                self._wait_ready()
+                queued.started = time.perf_counter()
+            started = max(queued.started, queued.sent_at)
+            wait = started + seconds - time.perf_counter()
+            if not self._poller.poll(min(max(wait, 0.0), MAX_WAIT_SECONDS) * 1000):
+                self.process.kill()
                 raise _WorkerLost(
                     InferTimeout(f"the model ran past the node's {seconds:g} s limit")
                 )
+            reply = self._read_reply()
+        except BaseException:
+            self._lose()
+            raise
+        received = time.perf_counter()
+        if reply[0] == "error" and reply[3]:  # "replace me": the worker exits after it
+            self._lose()
+            return reply, received - started
+        with self._lock:
+            self._queue.popleft()
+            following = self._queue[0] if self._queue else None
+            if following is None:
+                self._close_if_done()
+            elif not following.abandoned:
+                following.started = received
+                following.given = True
+                following.turn.release()
+                following = None
+        if following is not None:  # no one reads the next reply: the stream is lost
+            self._lose()
+        return reply, received - started
+
+    def _abandon(self, queued: _Queued) -> None:
+        """The caller of `queued` leaves before its turn (an exception while it waited)."""
+        with self._lock:
+            if queued.requeue:
+                return
+            queued.abandoned = not queued.given
+        if queued.given:  # its turn came meanwhile: the head leaves, the worker goes with it
+            self._lose()
+
+    def _read_reply(self) -> Any:
+        try:
             (size,) = struct.unpack("!i", self._read(4))
             if size == -1:  # over 2 GiB: Connection's longer header
                 (size,) = struct.unpack("!Q", self._read(8))
             return pickle.loads(self._read(size))
-        except (EOFError, OSError, struct.error, pickle.UnpicklingError):
-            raise _WorkerLost(InferWorkerCrashed(self._describe_end("during the call"))) from None
+        except Exception as exc:  # EOF above all: the worker is gone
+            how = self._describe_end("during the call")
+            if not isinstance(exc, (EOFError, OSError)):
+                how = f"{how}; its reply could not be read ({type(exc).__name__})"
+            raise _WorkerLost(InferWorkerCrashed(how)) from None
+
+    def _lose(self) -> None:
+        """Kills the worker and sends every call behind the head to the successor. Called by
+        the head only: the socket closes once the queue is empty, never under a call still
+        reading it."""
+        if self.process.poll() is None:
+            self.process.kill()
+        with self._send_lock:  # a send stuck on a full socket fails now the worker is dead
+            with self._lock:
+                self.lost = True
+                behind = list(self._queue)[1:]
+                self._queue.clear()
+                self._close_if_done()
+        for queued in behind:
+            queued.requeue = True
+            queued.turn.release()
+
+    def _close_if_done(self) -> None:
+        """Under _lock: closes the socket of a lost worker that no call uses any more."""
+        if self.lost and not self._queue and self.fd != -1:
+            self.process.wait()
+            self.conn.close()
+            self.fd = -1  # its number may be reused by any file the node opens next
 
     def _send_all(self, data: memoryview) -> None:
         while data:  # what the socket did not take at once: blocking, the GIL let go
@@ -935,8 +1142,6 @@ class _Worker:
         return b"".join(chunks)
 
     def _wait_ready(self) -> None:
-        if self.ready:
-            return
         try:
             if self.conn.poll(WORKER_START_SECONDS):
                 message = self.conn.recv()
@@ -968,21 +1173,32 @@ class _Worker:
             how = f"exited with status {code}"
         return f"the inference worker {how} {when}"
 
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self.conn.close()
-        self.fd = -1  # its number may be reused by any file the node opens next
+    def ask_to_stop(self, deadline: float) -> None:
+        """Queues the message to exit behind the calls the worker holds (it answers them
+        first); no call is queued after it."""
+        with self._lock:
+            if self.lost or self._stopping:
+                return
+            self._stopping = True
+        # a call's large input may still be going in: past the deadline, wait_stopped kills
+        if self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            try:
+                data = ForkingPickler.dumps(None)
+                self._send(struct.pack("!i", len(data)) + bytes(data), data)
+            finally:
+                self._send_lock.release()
 
-    def stop(self) -> None:
-        """Asks the worker to exit, and kills it if it does not in time."""
+    def wait_stopped(self, deadline: float) -> None:
+        """Waits until `deadline` for the worker to exit, and kills it if it has not (the
+        calls it did not answer then fail)."""
         try:
-            self.conn.send(None)
-            self.process.wait(WORKER_STOP_SECONDS)
-        except (OSError, ValueError, subprocess.TimeoutExpired):
-            pass
-        self.kill()
+            self.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        with self._lock:
+            self.lost = True
+            self._close_if_done()
 
 
 class SessionCache:
@@ -1106,7 +1322,10 @@ def worker_main(
         try:
             conn.send(reply)
         except MemoryError:
-            conn.send(("error", InferOutOfMemory.code, "the outputs do not fit in memory", True))
+            reply = ("error", InferOutOfMemory.code, "the outputs do not fit in memory", True)
+            conn.send(reply)
+        if reply[0] == "error" and reply[3]:  # replace me: the calls queued here never start
+            return
 
 
 def _run_call(

@@ -26,6 +26,7 @@ from factories_market import flip_byte, mlp_model, register_model
 from modelchain.contracts.registry import VersionInfo
 from modelchain.market import inference as inference_module
 from modelchain.market.inference import (
+    CallResult,
     InferenceService,
     PreparedCall,
     Seal,
@@ -681,6 +682,214 @@ def test_a_worker_that_cannot_be_replaced_fails_later_calls_503_until_one_starts
     assert error.http_status == 503 and "Cannot allocate memory" in error.message
     monkeypatch.setattr(inference_module._Worker, "spawn", spawn)
     assert service.run(call).outputs[0]["data"][0] == 11
+
+
+# --- calls queued on a worker ------------------------------------------------------------------
+
+
+def _addmul_of(service: InferenceService, info: VersionInfo, value: int) -> PreparedCall:
+    """addmul@1 on a = [[value] * 3], b = [0] * 3: its sum output is the value back."""
+    return prepare(
+        service,
+        info,
+        [
+            {"name": "a", "datatype": "FP32", "shape": [1, 3], "data": [value] * 3},
+            {"name": "b", "datatype": "FP32", "shape": [3], "data": [0, 0, 0]},
+        ],
+    )
+
+
+def _start_call(
+    service: InferenceService, call: PreparedCall
+) -> tuple[threading.Thread, list[Any]]:
+    """Runs `call` on a thread; the list gets its CallResult or its InferenceError."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(service.run(call))
+        except InferenceError as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _outcome_of(started: tuple[threading.Thread, list[Any]]) -> Any:
+    thread, outcome = started
+    thread.join(60)
+    assert not thread.is_alive(), "the call never came back"
+    (result,) = outcome
+    return result
+
+
+def _sums_to(result: Any, value: int) -> bool:
+    return isinstance(result, CallResult) and result.outputs[0]["data"] == [float(value)] * 3
+
+
+def test_concurrent_callers_each_get_the_reply_to_their_own_call(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=2, max_concurrent_inferences=8, queue_seconds=60)
+    service.run(_addmul_of(service, versions["addmul@1"], 0))
+    answers: dict[int, Any] = {}
+
+    def caller(first: int) -> None:
+        for value in range(first, first + 15):
+            try:
+                answers[value] = service.run(_addmul_of(service, versions["addmul@1"], value))
+            except InferenceError as err:
+                answers[value] = err
+
+    threads = [threading.Thread(target=caller, args=(100 * n,), daemon=True) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+        assert not thread.is_alive()
+    assert len(answers) == 16 * 15
+    assert all(_sums_to(answer, value) for value, answer in answers.items())
+    stats = service.stats()
+    assert stats.worker_calls == 1 + 16 * 15 and stats.worker_restarts == 0
+    assert stats.in_flight == 0 and stats.in_workers == 0
+
+
+def test_a_call_goes_to_an_idle_worker_not_behind_a_busy_one(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=2, inference_seconds=60)
+    for value in (0, 1):  # both workers up
+        service.run(_addmul_of(service, versions["addmul@1"], value))
+    slow = _start_call(service, prepare(service, versions["slow@1"], SLOW_INPUTS))
+    wait_until(lambda: service.stats().in_workers == 1, what="the slow call to be sent")
+    for value in range(2, 8):  # each would wait a minute behind the slow call
+        assert _sums_to(service.run(_addmul_of(service, versions["addmul@1"], value)), value)
+    assert service.stats().in_workers == 1  # the slow call still runs
+    for pid in service.worker_pids():
+        os.kill(pid, signal.SIGKILL)
+    assert _outcome_of(slow).code == "infer-worker-crashed"
+
+
+@pytest.mark.parametrize(
+    ("loss", "code"),
+    [
+        ("timeout", "infer-timeout"),
+        ("kill", "infer-worker-crashed"),
+        ("out-of-memory", "infer-out-of-memory"),
+    ],
+)
+def test_a_call_queued_behind_one_that_loses_the_worker_runs_on_its_successor(
+    make_service: Any, versions: dict[str, VersionInfo], loss: str, code: str
+) -> None:
+    service = make_service(
+        inference_workers=1,
+        max_concurrent_inferences=2,
+        inference_seconds=1.5 if loss == "timeout" else 60,
+        inference_memory_bytes=1024**3,
+    )
+    service.start()
+    (pid,) = service.worker_pids()
+    # held while it boots: its first call's time only counts from when it is up
+    os.kill(pid, signal.SIGSTOP)
+    if loss == "timeout":
+        doomed = prepare(service, versions["slow@1"], SLOW_INPUTS)
+    elif loss == "out-of-memory":
+        shape = {"name": "shape", "datatype": "INT64", "shape": [2], "data": [100000, 100000]}
+        doomed = prepare(service, versions["explode@1"], [shape])
+    else:
+        doomed = _addmul_of(service, versions["addmul@1"], 1)
+    first = _start_call(service, doomed)
+    wait_until(lambda: service.stats().in_workers == 1, what="the first call to be sent")
+    second = _start_call(service, _addmul_of(service, versions["addmul@1"], 2))
+    wait_until(lambda: service.stats().in_workers == 2, what="the second call to queue")
+    os.kill(pid, signal.SIGKILL if loss == "kill" else signal.SIGCONT)
+    error = _outcome_of(first)
+    assert isinstance(error, InferenceError) and error.code == code, error
+    assert _sums_to(_outcome_of(second), 2)
+    stats = service.stats()
+    assert service.worker_pids() != [pid] and stats.worker_restarts == 1
+    assert stats.in_workers == 0
+
+
+def test_a_queued_call_gets_the_whole_time_limit_from_when_its_worker_starts_it(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    """Two calls wait more than twice the limit on a worker that is not up yet (it is
+    importing ONNX Runtime, which takes far longer than the test takes to hold it): neither
+    times out."""
+    service = make_service(inference_workers=1, max_concurrent_inferences=2, inference_seconds=1)
+    service.start()
+    (pid,) = service.worker_pids()
+    os.kill(pid, signal.SIGSTOP)
+    calls = [
+        _start_call(service, _addmul_of(service, versions["addmul@1"], value)) for value in (1, 2)
+    ]
+    wait_until(lambda: service.stats().in_workers == 2, what="both calls to be sent")
+    held_since = time.monotonic()
+    wait_until(lambda: time.monotonic() > held_since + 2.5, what="the hold to pass the limit")
+    os.kill(pid, signal.SIGCONT)
+    for started, value in zip(calls, (1, 2), strict=True):
+        assert _sums_to(_outcome_of(started), value)
+    assert service.stats().worker_restarts == 0
+
+
+def test_closing_lets_a_worker_answer_the_calls_it_holds_then_refuses_new_ones(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    service = make_service(inference_workers=1, max_concurrent_inferences=2)
+    service.run(_addmul_of(service, versions["addmul@1"], 0))
+    (pid,) = service.worker_pids()
+    os.kill(pid, signal.SIGSTOP)
+    calls = [
+        _start_call(service, _addmul_of(service, versions["addmul@1"], value)) for value in (1, 2)
+    ]
+    wait_until(lambda: service.stats().in_workers == 2, what="both calls to be sent")
+    closing = threading.Thread(target=service.close, daemon=True)
+    closing.start()
+    os.kill(pid, signal.SIGCONT)
+    closing.join(60)
+    assert not closing.is_alive()
+    for started, value in zip(calls, (1, 2), strict=True):
+        assert _sums_to(_outcome_of(started), value)
+    assert not _alive_unreaped(pid)
+    raises_code("infer-unavailable", service.run, _addmul_of(service, versions["addmul@1"], 3))
+
+
+def test_closing_kills_a_worker_still_busy_after_the_grace_and_its_calls_fail_503(
+    make_service: Any, versions: dict[str, VersionInfo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inference_module, "WORKER_STOP_SECONDS", 0.5)
+    service = make_service(inference_workers=1, max_concurrent_inferences=2, inference_seconds=60)
+    service.run(_addmul_of(service, versions["addmul@1"], 0))
+    (pid,) = service.worker_pids()
+    slow = _start_call(service, prepare(service, versions["slow@1"], SLOW_INPUTS))
+    wait_until(lambda: service.stats().in_workers == 1, what="the slow call to be sent")
+    queued = _start_call(service, _addmul_of(service, versions["addmul@1"], 1))
+    wait_until(lambda: service.stats().in_workers == 2, what="a call to queue behind it")
+    service.close()
+    assert not _alive_unreaped(pid)
+    for started in (slow, queued):
+        error = _outcome_of(started)
+        assert isinstance(error, InferenceError) and error.code == "infer-unavailable", error
+
+
+def test_a_call_whose_every_worker_is_lost_before_it_starts_fails_after_a_few_tries(
+    make_service: Any, versions: dict[str, VersionInfo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = make_service(inference_workers=1)
+    call = _addmul_of(service, versions["addmul@1"], 1)
+    service.run(call)
+
+    def lost_before_it_starts(worker: Any, message: Any, seconds: float) -> Any:
+        worker._lose()  # as a crash found on sending would
+        error = inference_module.InferWorkerCrashed("lost")
+        raise inference_module._WorkerLost(error, before_send=True)
+
+    monkeypatch.setattr(inference_module._Worker, "call", lost_before_it_starts)
+    error = raises_code("infer-worker-crashed", service.run, call)
+    assert "each was lost before it started" in error.message
+    assert service.stats().worker_restarts == inference_module.MAX_REQUEUES
 
 
 def _alive_unreaped(pid: int) -> bool:
