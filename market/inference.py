@@ -391,9 +391,18 @@ class InferenceService:
                 raise InferUnavailable("the inference service is closed")
             if self._started:
                 return
-            for _ in range(max(1, self.config.inference_workers)):
-                self._workers.append(_Worker.spawn(self.settings, self._receipt_seed))
-            self._load = [0] * len(self._workers)
+            workers: list[_Worker] = []
+            try:
+                for _ in range(max(1, self.config.inference_workers)):
+                    workers.append(_Worker.spawn(self.settings, self._receipt_seed))
+            except OSError as exc:  # all or none: a later start() tries again from scratch
+                deadline = time.monotonic() + WORKER_STOP_SECONDS
+                for worker in workers:
+                    worker.ask_to_stop(deadline)
+                    worker.wait_stopped(deadline)
+                raise InferUnavailable(f"no inference worker could be started: {exc}") from exc
+            self._workers = workers
+            self._load = [0] * len(workers)
             self._started = True
 
     def close(self) -> None:

@@ -874,6 +874,29 @@ def test_closing_kills_a_worker_still_busy_after_the_grace_and_its_calls_fail_50
         assert isinstance(error, InferenceError) and error.code == "infer-unavailable", error
 
 
+def test_a_pool_that_cannot_start_whole_starts_none_and_a_later_call_starts_it(
+    make_service: Any, versions: dict[str, VersionInfo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = make_service(inference_workers=2)
+    spawn = inference_module._Worker.spawn
+    started: list[Any] = []
+
+    def second_fails(*args: Any, **kwargs: Any) -> Any:
+        if started:
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        started.append(spawn(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(inference_module._Worker, "spawn", second_fails)
+    call = _addmul_of(service, versions["addmul@1"], 1)
+    error = raises_code("infer-unavailable", service.run, call)
+    assert error.http_status == 503 and "Resource temporarily unavailable" in error.message
+    assert service.worker_pids() == [] and not _alive_unreaped(started[0].pid)
+    monkeypatch.setattr(inference_module._Worker, "spawn", spawn)
+    assert _sums_to(service.run(call), 1)
+    assert len(service.worker_pids()) == 2
+
+
 def test_a_call_whose_every_worker_is_lost_before_it_starts_fails_after_a_few_tries(
     make_service: Any, versions: dict[str, VersionInfo], monkeypatch: pytest.MonkeyPatch
 ) -> None:
