@@ -88,7 +88,11 @@ the worker holding the fewest, an idle one first: it waits behind a slow call on
 every worker is busy, and then behind at most PIPELINE_DEPTH - 1 calls."""
 MAX_REQUEUES = 3
 """How often a call that was queued behind a call that lost its worker (a crash, a timeout)
-goes to a fresh worker before it fails too; it never ran, so nothing was charged."""
+goes to a fresh worker before it fails too. It was never answered, so nothing was charged
+(the lost worker may have begun it in its last instant: a run has no effect but its reply)."""
+SPAWN_RETRY_SECONDS = 1.0
+"""How long after a worker failed to start calls try again to start one in its place
+(meanwhile they go to the live workers)."""
 MAX_CACHED_SIGNATURES = 1024
 WORKER_BOOT = "from modelchain.market.inference import worker_entry; worker_entry()"
 # One thread for every math library, and few malloc arenas: each thread's stack and arena
@@ -370,6 +374,10 @@ class InferenceService:
         """Calls placed on each worker (by index in _workers), at most PIPELINE_DEPTH."""
         self._room = threading.Condition(threading.Lock())
         """Guards _load; a call waits on it while every worker holds PIPELINE_DEPTH calls."""
+        self._next_place = 0
+        """Where the search for the least loaded worker starts: ties are taken in turn."""
+        self._spawn_retry_at = 0.0
+        """When calls next try to replace a worker that could not be replaced (0: none)."""
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
         self._spawn_lock = threading.Lock()
@@ -396,10 +404,8 @@ class InferenceService:
                 for _ in range(max(1, self.config.inference_workers)):
                     workers.append(_Worker.spawn(self.settings, self._receipt_seed))
             except OSError as exc:  # all or none: a later start() tries again from scratch
-                deadline = time.monotonic() + WORKER_STOP_SECONDS
                 for worker in workers:
-                    worker.ask_to_stop(deadline)
-                    worker.wait_stopped(deadline)
+                    worker.discard()
                 raise InferUnavailable(f"no inference worker could be started: {exc}") from exc
             self._workers = workers
             self._load = [0] * len(workers)
@@ -414,9 +420,9 @@ class InferenceService:
                 return
             self._closed = True
             workers = list(self._workers)
-        deadline = time.monotonic() + WORKER_STOP_SECONDS
         for worker in workers:
-            worker.ask_to_stop(deadline)
+            worker.ask_to_stop()
+        deadline = time.monotonic() + WORKER_STOP_SECONDS
         for worker in workers:
             worker.wait_stopped(deadline)
 
@@ -659,6 +665,8 @@ class InferenceService:
         """Runs the call on a worker with room for it: (results, session created, sessions
         evicted, sealed receipt or None) and the seconds from the worker starting it to the
         reply."""
+        if self._spawn_retry_at and time.monotonic() >= self._spawn_retry_at:
+            self._replace_lost_workers()
         index = self._take_place()
         checked_out = time.perf_counter()
         counts: dict[str, int] = {}
@@ -698,17 +706,25 @@ class InferenceService:
                 self._seconds["worker"] += worker_seconds
 
     def _take_place(self) -> int:
-        """The index of the worker holding the fewest calls, once it holds fewer than
-        PIPELINE_DEPTH; the call is counted on it until _give_place."""
+        """The index of a worker with room (fewer than PIPELINE_DEPTH calls): a live worker
+        before a lost one, then the one holding the fewest, ties taken in turn. The call is
+        counted on it until _give_place."""
+        workers = self._workers
+        count = len(self._load)
         with self._room:
             while True:
-                load = min(self._load)
-                if load < PIPELINE_DEPTH:
+                best, best_key = -1, (True, PIPELINE_DEPTH)
+                for step in range(count):
+                    index = (self._next_place + step) % count
+                    key = (workers[index].lost, self._load[index])
+                    if key[1] < PIPELINE_DEPTH and (best < 0 or key < best_key):
+                        best, best_key = index, key
+                if best >= 0:
                     break
                 self._room.wait()
-            index = self._load.index(load)
-            self._load[index] += 1
-            return index
+            self._next_place = best + 1
+            self._load[best] += 1
+            return best
 
     def _give_place(self, index: int) -> None:
         with self._room:
@@ -739,6 +755,13 @@ class InferenceService:
                 requeued += 1
                 worker = self._successor(index)
 
+    def _replace_lost_workers(self) -> None:
+        """Tries again to start the workers that could not be replaced."""
+        self._spawn_retry_at = 0.0
+        for index in range(len(self._workers)):
+            if self._workers[index].lost:
+                self._start_successor(index)
+
     def _start_successor(self, index: int) -> None:
         """Replaces the lost worker at `index` now, so the next call finds it starting; the
         call that lost it hears of its own failure, not of a failed start (logged)."""
@@ -762,15 +785,15 @@ class InferenceService:
             try:
                 fresh = _Worker.spawn(self.settings, self._receipt_seed)
             except OSError as exc:
+                self._spawn_retry_at = time.monotonic() + SPAWN_RETRY_SECONDS
                 raise InferUnavailable(f"no inference worker could be started: {exc}") from exc
             with self._lock:
                 closed = self._closed
                 if not closed:
                     self._workers[index] = fresh
                     self._counts["restarts"] += 1
-            if closed:  # close() has stopped the workers it found: this one too
-                fresh.ask_to_stop(time.monotonic() + WORKER_STOP_SECONDS)
-                fresh.wait_stopped(time.monotonic() + WORKER_STOP_SECONDS)
+            if closed:  # close() has stopped the workers it found: this one served nothing
+                fresh.discard()
                 raise InferUnavailable("the inference service is closed")
         log.warning("inference worker %d replaced by %d", lost.pid, fresh.pid)
         return fresh
@@ -1009,28 +1032,27 @@ class _Worker:
         data = ForkingPickler.dumps(message)
         frame = struct.pack("!i", len(data)) + bytes(data) if len(data) <= NOWAIT_BYTES else None
         queued = _Queued()
-        with self._send_lock:
-            with self._lock:
-                if self.lost or self._stopping:
-                    raise _WorkerLost(
-                        InferWorkerCrashed("the inference worker was replaced"), before_send=True
-                    )
-                head = not self._queue
-                queued.given = head
-                self._queue.append(queued)
-            queued.sent = self._send(frame, data)
-            queued.sent_at = time.perf_counter()
-        if not head:
-            try:
+        try:
+            with self._send_lock:
+                with self._lock:
+                    if self.lost or self._stopping:
+                        queued.requeue = True
+                    else:
+                        queued.given = not self._queue
+                        self._queue.append(queued)
+                if not queued.requeue:
+                    queued.sent = self._send(frame, data)
+                    queued.sent_at = time.perf_counter()
+            if not queued.given and not queued.requeue:
                 queued.turn.acquire()  # released by the call before it, or by _lose
-            except BaseException:
-                self._abandon(queued)
-                raise
-            if queued.requeue:
-                raise _WorkerLost(
-                    InferWorkerCrashed("the inference worker was lost before the call started"),
-                    before_send=True,
-                )
+        except BaseException:  # it leaves the queue in order, or the worker goes with it
+            self._abandon(queued)
+            raise
+        if queued.requeue:
+            raise _WorkerLost(
+                InferWorkerCrashed("the inference worker was lost before it answered the call"),
+                before_send=True,
+            )
         return self._receive(queued, seconds)
 
     def _send(self, frame: bytes | None, data: bytes) -> bool:
@@ -1089,12 +1111,14 @@ class _Worker:
         return reply, received - started
 
     def _abandon(self, queued: _Queued) -> None:
-        """The caller of `queued` leaves before its turn (an exception while it waited)."""
+        """The caller of `queued` leaves before reading its reply (an exception while it
+        was queued or sent): a later head loses the worker on reaching it, or, if it is the
+        head now, the worker is lost at once."""
         with self._lock:
-            if queued.requeue:
+            if queued.requeue or queued not in self._queue:
                 return
             queued.abandoned = not queued.given
-        if queued.given:  # its turn came meanwhile: the head leaves, the worker goes with it
+        if queued.given:
             self._lose()
 
     def _read_reply(self) -> Any:
@@ -1182,20 +1206,27 @@ class _Worker:
             how = f"exited with status {code}"
         return f"the inference worker {how} {when}"
 
-    def ask_to_stop(self, deadline: float) -> None:
-        """Queues the message to exit behind the calls the worker holds (it answers them
-        first); no call is queued after it."""
+    def ask_to_stop(self) -> None:
+        """Ends the worker's input behind the calls it holds: it answers them, then exits.
+        Never blocks: a call still being sent is cut short (it never starts); no call is
+        queued after."""
         with self._lock:
             if self.lost or self._stopping:
                 return
             self._stopping = True
-        # a call's large input may still be going in: past the deadline, wait_stopped kills
-        if self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             try:
-                data = ForkingPickler.dumps(None)
-                self._send(struct.pack("!i", len(data)) + bytes(data), data)
-            finally:
-                self._send_lock.release()
+                with socket.fromfd(self.fd, socket.AF_UNIX, socket.SOCK_STREAM) as end:
+                    end.shutdown(socket.SHUT_WR)  # the worker reads EOF after the last call
+            except OSError:
+                pass
+
+    def discard(self) -> None:
+        """Kills a worker that holds no call (it never served, or the node is closing)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        with self._lock:
+            self.lost = True
+            self._close_if_done()
 
     def wait_stopped(self, deadline: float) -> None:
         """Waits until `deadline` for the worker to exit, and kills it if it has not (the

@@ -759,16 +759,21 @@ def test_a_call_goes_to_an_idle_worker_not_behind_a_busy_one(
     make_service: Any, versions: dict[str, VersionInfo]
 ) -> None:
     service = make_service(inference_workers=2, inference_seconds=60)
-    for value in (0, 1):  # both workers up
+    for value in (0, 1):  # ties are taken in turn: both workers up
         service.run(_addmul_of(service, versions["addmul@1"], value))
-    slow = _start_call(service, prepare(service, versions["slow@1"], SLOW_INPUTS))
-    wait_until(lambda: service.stats().in_workers == 1, what="the slow call to be sent")
-    for value in range(2, 8):  # each would wait a minute behind the slow call
+    pids = service.worker_pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    busy = _start_call(service, _addmul_of(service, versions["addmul@1"], 1))
+    wait_until(lambda: service.stats().in_workers == 1, what="the call to be sent")
+    (held,) = [worker.pid for worker in service._workers if worker.holding]
+    (idle,) = set(pids) - {held}
+    os.kill(idle, signal.SIGCONT)
+    for value in range(2, 8):  # each would wait for a minute behind the held call
         assert _sums_to(service.run(_addmul_of(service, versions["addmul@1"], value)), value)
-    assert service.stats().in_workers == 1  # the slow call still runs
-    for pid in service.worker_pids():
-        os.kill(pid, signal.SIGKILL)
-    assert _outcome_of(slow).code == "infer-worker-crashed"
+    assert service.stats().in_workers == 1  # the held call still waits for its answer
+    os.kill(held, signal.SIGKILL)
+    assert _outcome_of(busy).code == "infer-worker-crashed"
 
 
 @pytest.mark.parametrize(
@@ -788,9 +793,11 @@ def test_a_call_queued_behind_one_that_loses_the_worker_runs_on_its_successor(
         inference_seconds=1.5 if loss == "timeout" else 60,
         inference_memory_bytes=1024**3,
     )
-    service.start()
+    if loss == "timeout":  # held while it boots: the call's time counts from when it is up
+        service.start()
+    else:  # held mid-call, under a limit far longer than the test
+        service.run(_addmul_of(service, versions["addmul@1"], 0))
     (pid,) = service.worker_pids()
-    # held while it boots: its first call's time only counts from when it is up
     os.kill(pid, signal.SIGSTOP)
     if loss == "timeout":
         doomed = prepare(service, versions["slow@1"], SLOW_INPUTS)
@@ -818,7 +825,7 @@ def test_a_queued_call_gets_the_whole_time_limit_from_when_its_worker_starts_it(
     """Two calls wait more than twice the limit on a worker that is not up yet (it is
     importing ONNX Runtime, which takes far longer than the test takes to hold it): neither
     times out."""
-    service = make_service(inference_workers=1, max_concurrent_inferences=2, inference_seconds=1)
+    service = make_service(inference_workers=1, max_concurrent_inferences=2, inference_seconds=2)
     service.start()
     (pid,) = service.worker_pids()
     os.kill(pid, signal.SIGSTOP)
@@ -827,7 +834,7 @@ def test_a_queued_call_gets_the_whole_time_limit_from_when_its_worker_starts_it(
     ]
     wait_until(lambda: service.stats().in_workers == 2, what="both calls to be sent")
     held_since = time.monotonic()
-    wait_until(lambda: time.monotonic() > held_since + 2.5, what="the hold to pass the limit")
+    wait_until(lambda: time.monotonic() > held_since + 4.5, what="the hold to pass the limit")
     os.kill(pid, signal.SIGCONT)
     for started, value in zip(calls, (1, 2), strict=True):
         assert _sums_to(_outcome_of(started), value)
@@ -847,6 +854,7 @@ def test_closing_lets_a_worker_answer_the_calls_it_holds_then_refuses_new_ones(
     wait_until(lambda: service.stats().in_workers == 2, what="both calls to be sent")
     closing = threading.Thread(target=service.close, daemon=True)
     closing.start()
+    wait_until(lambda: service._workers[0]._stopping, what="the close to end the input")
     os.kill(pid, signal.SIGCONT)
     closing.join(60)
     assert not closing.is_alive()
@@ -895,6 +903,64 @@ def test_a_pool_that_cannot_start_whole_starts_none_and_a_later_call_starts_it(
     monkeypatch.setattr(inference_module._Worker, "spawn", spawn)
     assert _sums_to(service.run(call), 1)
     assert len(service.worker_pids()) == 2
+
+
+def test_while_a_lost_worker_cannot_be_replaced_calls_go_to_the_live_one(
+    make_service: Any, versions: dict[str, VersionInfo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inference_module, "SPAWN_RETRY_SECONDS", 0.2)
+    service = make_service(inference_workers=2)
+    call = _addmul_of(service, versions["addmul@1"], 1)
+    for _ in range(2):
+        service.run(call)
+    dead, alive = service.worker_pids()
+    spawn = inference_module._Worker.spawn
+
+    def no_memory(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    monkeypatch.setattr(inference_module._Worker, "spawn", no_memory)
+    os.kill(dead, signal.SIGKILL)
+    wait_until(lambda: not _alive_unreaped(dead), what="the worker to be dead")
+    failures = 0
+    while not any(worker.lost for worker in service._workers):  # a call finds it dead
+        try:
+            service.run(call)
+        except InferenceError as err:
+            assert err.code in ("infer-unavailable", "infer-worker-crashed"), err
+            failures += 1
+    assert failures == 1
+    for _ in range(10):
+        assert _sums_to(service.run(call), 1)
+    assert alive in service.worker_pids()
+    monkeypatch.setattr(inference_module._Worker, "spawn", spawn)
+    wait_until(
+        lambda: _sums_to(service.run(call), 1) and service.stats().worker_restarts == 1,
+        what="the lost worker to be replaced once spawning works again",
+    )
+    assert dead not in service.worker_pids() and alive in service.worker_pids()
+
+
+def test_a_caller_interrupted_mid_call_takes_its_worker_with_it_and_the_next_call_runs(
+    make_service: Any, versions: dict[str, VersionInfo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = make_service(inference_workers=1)
+    call = _addmul_of(service, versions["addmul@1"], 1)
+    service.run(call)
+    (pid,) = service.worker_pids()
+    send = inference_module._Worker._send
+
+    def interrupted(worker: Any, frame: Any, data: bytes) -> bool:
+        monkeypatch.setattr(inference_module._Worker, "_send", send)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inference_module._Worker, "_send", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        service.run(call)
+    stats = service.stats()
+    assert stats.in_flight == 0 and stats.in_workers == 0
+    assert _sums_to(service.run(call), 1)
+    assert service.worker_pids() != [pid] and service.stats().worker_restarts == 1
 
 
 def test_a_call_whose_every_worker_is_lost_before_it_starts_fails_after_a_few_tries(
