@@ -43,7 +43,8 @@ ADDMUL_INPUTS = [
     {"name": "b", "datatype": "FP32", "shape": [3], "data": [10, 20, 30]},
 ]
 SLOW_INPUTS = [{"name": "size", "datatype": "INT64", "shape": [2], "data": [6000, 6000]}]
-"""slow@1 on these runs for a minute or more: a call that outlasts any limit a test sets."""
+"""slow@1 on these runs for seconds (5.7 s here): a call that outlasts the limits of 2 s or
+less that tests set when they need it to."""
 
 
 @pytest.fixture
