@@ -405,7 +405,7 @@ class InferenceService:
                     workers.append(_Worker.spawn(self.settings, self._receipt_seed))
             except OSError as exc:  # all or none: a later start() tries again from scratch
                 for worker in workers:
-                    worker.discard()
+                    worker.end()
                 raise InferUnavailable(f"no inference worker could be started: {exc}") from exc
             self._workers = workers
             self._load = [0] * len(workers)
@@ -424,7 +424,7 @@ class InferenceService:
             worker.ask_to_stop()
         deadline = time.monotonic() + WORKER_STOP_SECONDS
         for worker in workers:
-            worker.wait_stopped(deadline)
+            worker.end(deadline)
 
     def worker_pids(self) -> list[int]:
         """The pids of the current workers (for operators and tests)."""
@@ -691,9 +691,7 @@ class InferenceService:
                 results, created, evicted, sealed, worker_seconds = rest
                 counts |= {"created": int(created), "evicted": evicted}
                 return (results, created, evicted, sealed), elapsed
-            code, text, recycle = rest
-            if recycle:  # the worker is retired already: start its successor now
-                self._start_successor(index)
+            code, text, _ = rest
             raise _WORKER_ERRORS.get(code, InferFailed)(text)
         finally:
             returned = time.perf_counter()
@@ -740,11 +738,11 @@ class InferenceService:
         requeued = 0
         while True:
             try:
-                return worker.call(message, self.config.inference_seconds)
+                reply = worker.call(message, self.config.inference_seconds)
             except _WorkerLost as lost:
                 if self._closed:
                     raise InferUnavailable("the inference service is closed") from None
-                if not lost.before_send:
+                if not lost.requeue:
                     self._start_successor(index)
                     raise lost.error from None
                 if requeued == MAX_REQUEUES:
@@ -754,6 +752,10 @@ class InferenceService:
                     ) from None
                 requeued += 1
                 worker = self._successor(index)
+                continue
+            if worker.lost:  # it answered, and retired ("replace me"): its successor starts
+                self._start_successor(index)
+            return reply
 
     def _replace_lost_workers(self) -> None:
         """Tries again to start the workers that could not be replaced."""
@@ -793,7 +795,7 @@ class InferenceService:
                     self._workers[index] = fresh
                     self._counts["restarts"] += 1
             if closed:  # close() has stopped the workers it found: this one served nothing
-                fresh.discard()
+                fresh.end()
                 raise InferUnavailable("the inference service is closed")
         log.warning("inference worker %d replaced by %d", lost.pid, fresh.pid)
         return fresh
@@ -926,14 +928,20 @@ def _requested_outputs(
 # --- worker processes ----------------------------------------------------------------------
 
 
+def _asks_replacement(reply: tuple[Any, ...]) -> bool:
+    """A worker's reply saying it must not take another call (it exits after sending it)."""
+    return reply[0] == "error" and bool(reply[3])
+
+
 class _WorkerLost(Exception):
     """The worker ended or was killed during a call; carries the error to raise."""
 
-    def __init__(self, error: InferenceError, *, before_send: bool = False) -> None:
+    def __init__(self, error: InferenceError, *, requeue: bool = False) -> None:
         super().__init__(error.message)
         self.error = error
-        self.before_send = before_send
-        """True when the call never ran on the worker: it may go to another one."""
+        self.requeue = requeue
+        """True when the worker never answered the call (it was not sent whole, or was
+        queued behind the call that lost the worker): it may go to another one."""
 
 
 class _Queued:
@@ -1051,7 +1059,7 @@ class _Worker:
         if queued.requeue:
             raise _WorkerLost(
                 InferWorkerCrashed("the inference worker was lost before it answered the call"),
-                before_send=True,
+                requeue=True,
             )
         return self._receive(queued, seconds)
 
@@ -1076,7 +1084,7 @@ class _Worker:
         try:
             if not queued.sent:
                 raise _WorkerLost(
-                    InferWorkerCrashed(self._describe_end("before the call")), before_send=True
+                    InferWorkerCrashed(self._describe_end("before the call")), requeue=True
                 )
             if not self.ready:
                 self._wait_ready()
@@ -1093,7 +1101,7 @@ class _Worker:
             self._lose()
             raise
         received = time.perf_counter()
-        if reply[0] == "error" and reply[3]:  # "replace me": the worker exits after it
+        if _asks_replacement(reply):
             self._lose()
             return reply, received - started
         with self._lock:
@@ -1220,17 +1228,9 @@ class _Worker:
             except OSError:
                 pass
 
-    def discard(self) -> None:
-        """Kills a worker that holds no call (it never served, or the node is closing)."""
-        if self.process.poll() is None:
-            self.process.kill()
-        with self._lock:
-            self.lost = True
-            self._close_if_done()
-
-    def wait_stopped(self, deadline: float) -> None:
-        """Waits until `deadline` for the worker to exit, and kills it if it has not (the
-        calls it did not answer then fail)."""
+    def end(self, deadline: float = 0.0) -> None:
+        """Waits until `deadline` (time.monotonic; by default not at all) for the worker to
+        exit, and kills it if it has not (the calls it did not answer then fail)."""
         try:
             self.process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -1364,7 +1364,7 @@ def worker_main(
         except MemoryError:
             reply = ("error", InferOutOfMemory.code, "the outputs do not fit in memory", True)
             conn.send(reply)
-        if reply[0] == "error" and reply[3]:  # replace me: the calls queued here never start
+        if _asks_replacement(reply):  # the calls queued here never start
             return
 
 

@@ -644,6 +644,11 @@ def _run_catching(
         errors.append(err)
 
 
+def _spawn_without_memory(*args: Any, **kwargs: Any) -> Any:
+    """Stands in for _Worker.spawn on a machine out of memory."""
+    raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -673,10 +678,7 @@ def test_a_worker_that_cannot_be_replaced_fails_later_calls_503_until_one_starts
     service.run(call)  # the worker is up
     spawn = inference_module._Worker.spawn
 
-    def no_memory(*args: Any, **kwargs: Any) -> Any:
-        raise OSError(errno.ENOMEM, "Cannot allocate memory")
-
-    monkeypatch.setattr(inference_module._Worker, "spawn", no_memory)
+    monkeypatch.setattr(inference_module._Worker, "spawn", _spawn_without_memory)
     # the timed-out call hears of its own failure, not of the failed replacement
     raises_code("infer-timeout", service.run, prepare(service, versions["slow@1"], SLOW_INPUTS))
     error = raises_code("infer-unavailable", service.run, call)  # never sent down a stale fd
@@ -917,10 +919,7 @@ def test_while_a_lost_worker_cannot_be_replaced_calls_go_to_the_live_one(
     dead, alive = service.worker_pids()
     spawn = inference_module._Worker.spawn
 
-    def no_memory(*args: Any, **kwargs: Any) -> Any:
-        raise OSError(errno.ENOMEM, "Cannot allocate memory")
-
-    monkeypatch.setattr(inference_module._Worker, "spawn", no_memory)
+    monkeypatch.setattr(inference_module._Worker, "spawn", _spawn_without_memory)
     os.kill(dead, signal.SIGKILL)
     wait_until(lambda: not _alive_unreaped(dead), what="the worker to be dead")
     failures = 0
@@ -974,7 +973,7 @@ def test_a_call_whose_every_worker_is_lost_before_it_starts_fails_after_a_few_tr
     def lost_before_it_starts(worker: Any, message: Any, seconds: float) -> Any:
         worker._lose()  # as a crash found on sending would
         error = inference_module.InferWorkerCrashed("lost")
-        raise inference_module._WorkerLost(error, before_send=True)
+        raise inference_module._WorkerLost(error, requeue=True)
 
     monkeypatch.setattr(inference_module._Worker, "call", lost_before_it_starts)
     error = raises_code("infer-worker-crashed", service.run, call)
