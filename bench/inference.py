@@ -171,7 +171,6 @@ def main(argv: list[str] | None = None) -> None:
         client_main(int(args.client[0]), args.client[1], args.client[2])
         return
 
-    import waitress
     from factories import key_for, mine_tip
     from factories_market import ModelSpec, mlp_model, register_models, regtest_config
 
@@ -180,12 +179,16 @@ def main(argv: list[str] | None = None) -> None:
     from modelchain.market.client import sign_call
     from modelchain.market.config import dev_wallet
     from modelchain.market.node import MarketNode
-    from modelchain.web import create_app
+    from modelchain.web.server import build_server
 
     logging.getLogger("waitress").setLevel(logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="bench-inference-"))
     config = regtest_config(
-        work / "node", inference_workers=2, threads=CLIENTS, max_concurrent_inferences=CLIENTS
+        work / "node",
+        inference_workers=2,
+        threads=CLIENTS,
+        max_concurrent_inferences=CLIENTS,
+        port=0,
     )
     node = MarketNode(config)
     progress("registering the MLP priced and free, funding payers, opening channels")
@@ -223,8 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         channels.append(tx.txid)
     mine_tip(node.chain)
 
-    app = create_app(node=node)
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=CLIENTS)
+    server = build_server(node)  # the node's own server, as `modelchain node start` runs it
     port = server.effective_port  # type: ignore[union-attr]
     threading.Thread(target=server.run, daemon=True).start()
 
