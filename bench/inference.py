@@ -11,8 +11,11 @@ to the node switched to `--receipt-sync-ms 0` (an fsync before every paid
 answer, group-committed; `channel_fsync_vs_free`): what the stricter
 durability costs. Each round runs the modes back to back, in an order that
 rotates from round to round, and gives each paid mode's ratio to that round's
-free run; the median round's ratio counts (a 2-core VM shared with other work
-drifts by 20% within a minute: ratios of neighbouring runs drift much less).
+free run; the median round's ratio counts. Rounds are short (about a second a
+mode) and many: a 2-core VM shared with other work changes speed by 20% and
+more from one few-second spell to the next, so a ratio of two runs holds up only
+when both ran in the same spell. One client process serves the whole run (its
+connections stay open from round to round), so a round costs no process start.
 Also reported: CPU microseconds per request of the server process, the
 inference workers and the client process, and where the worker calls' time went
 (waiting for a worker, holding one, the worker working: InferenceService.stats),
@@ -59,16 +62,25 @@ def progress(message: str) -> None:
 # --- the client process ---------------------------------------------------------------
 
 
-def client_main(port: int, path: str, bodies_file: str) -> None:
-    """Send each client's bodies on its own keep-alive connection; print rps and p99."""
+def client_main(port: int) -> None:
+    """Keep CLIENTS keep-alive connections; for each stdin line (a path and a bodies file),
+    send each client's bodies on its own connection, then print one JSON line: rps, p99."""
+    connections = [http.client.HTTPConnection("127.0.0.1", port) for _ in range(CLIENTS)]
+    for line in sys.stdin:
+        path, bodies_file = json.loads(line)
+        print(json.dumps(_segment(connections, path, bodies_file)), flush=True)
+
+
+def _segment(
+    connections: list[http.client.HTTPConnection], path: str, bodies_file: str
+) -> dict[str, Any]:
     prepared = [[b.encode() for b in bs] for bs in json.loads(Path(bodies_file).read_text())]
     latencies: list[float] = []
     errors: list[bytes] = []
     lock = threading.Lock()
     barrier = threading.Barrier(len(prepared) + 1)
 
-    def client(bodies: list[bytes]) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port)
+    def client(conn: http.client.HTTPConnection, bodies: list[bytes]) -> None:
         mine: list[float] = []
         barrier.wait()
         for body in bodies:
@@ -83,7 +95,10 @@ def client_main(port: int, path: str, bodies_file: str) -> None:
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=client, args=(b,)) for b in prepared]
+    threads = [
+        threading.Thread(target=client, args=(conn, bodies))
+        for conn, bodies in zip(connections, prepared, strict=True)
+    ]
     for thread in threads:
         thread.start()
     barrier.wait()
@@ -92,31 +107,28 @@ def client_main(port: int, path: str, bodies_file: str) -> None:
         thread.join()
     elapsed = time.perf_counter() - start
     latencies.sort()
-    print(
-        json.dumps(
-            {
-                "rps": len(latencies) / elapsed,
-                "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000,
-                "errors": len(errors),
-                "first_error": errors[0].decode(errors="replace") if errors else None,
-            }
-        )
-    )
+    return {
+        "rps": len(latencies) / elapsed,
+        "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000,
+        "errors": len(errors),
+        "first_error": errors[0].decode(errors="replace") if errors else None,
+    }
 
 
 # --- the server side --------------------------------------------------------------------
 
 
-def cpu_seconds(node: Any) -> dict[str, float]:
-    """CPU seconds (user + system) so far of this process (the server) and of the node's
-    inference workers, and of the finished client processes."""
-    tick = os.sysconf("SC_CLK_TCK")
-    workers = 0.0
-    for worker in node.inference._workers:
-        fields = Path(f"/proc/{worker.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        workers += (int(fields[11]) + int(fields[12])) / tick
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) so far of another process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(node: Any, client_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of this process (the server), of the node's
+    inference workers and of the client process."""
+    workers = sum(process_cpu_seconds(worker.pid) for worker in node.inference._workers)
     own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     threads: dict[str, float] = {}
     for thread in threading.enumerate():
         try:
@@ -130,7 +142,7 @@ def cpu_seconds(node: Any) -> dict[str, float]:
         "server_sys": own.ru_stime,
         "server_ctx_switches": (own.ru_nvcsw + own.ru_nivcsw) / 1e6,
         "workers": workers,
-        "clients": children.ru_utime + children.ru_stime,
+        "clients": process_cpu_seconds(client_pid),
     }
 
 
@@ -158,17 +170,17 @@ def inference_figures(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=120, help="requests per client per round")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=50, help="requests per client per round")
+    parser.add_argument("--rounds", type=int, default=17)
     parser.add_argument(
         "--modes",
         default="free,per_call,channel,channel_fsync",
         help="comma-separated modes to run (the ratios need free and the paid ones)",
     )
-    parser.add_argument("--client", nargs=3, metavar=("PORT", "PATH", "BODIES"))
+    parser.add_argument("--client", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.client:
-        client_main(int(args.client[0]), args.client[1], args.client[2])
+        client_main(args.client)
         return
 
     from factories import key_for, mine_tip
@@ -264,6 +276,13 @@ def main(argv: list[str] | None = None) -> None:
             out.append(json.dumps(body | {"parameters": {"payment": payment}}))
         return out
 
+    client = subprocess.Popen(
+        [sys.executable, __file__, "--client", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
     def run(kind: str, calls: int) -> dict[str, Any]:
         model = "mlp-free" if kind == "free" else "mlp"
         path = f"/v2/models/{model}/versions/1/infer"
@@ -272,17 +291,17 @@ def main(argv: list[str] | None = None) -> None:
         voucher_kind = "channel" if kind == "channel_fsync" else kind
         bodies_file.write_text(json.dumps([bodies(voucher_kind, c, calls) for c in range(CLIENTS)]))
         node.payments.db.sync_ms = 0 if kind == "channel_fsync" else config.receipt_sync_ms
-        before = cpu_seconds(node)
+        before = cpu_seconds(node, client.pid)
         stats_before = node.inference.stats()
-        out = subprocess.run(
-            [sys.executable, __file__, "--client", str(port), path, str(bodies_file)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        after = cpu_seconds(node)
+        assert client.stdin is not None and client.stdout is not None
+        client.stdin.write(json.dumps([path, str(bodies_file)]) + "\n")
+        client.stdin.flush()
+        line = client.stdout.readline()
+        if not line:
+            raise SystemExit(f"{kind}: the client process ended (exit {client.wait()})")
+        after = cpu_seconds(node, client.pid)
         stats_after = node.inference.stats()
-        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result = json.loads(line)
         requests = CLIENTS * calls
         result["inference"] = inference_figures(
             stats_before, stats_after, requests / result["rps"], config.inference_workers
@@ -325,14 +344,14 @@ def main(argv: list[str] | None = None) -> None:
         p99 = {k: statistics.median(r["p99_ms"] for r in v) for k, v in results.items()}
         cpu = {
             kind: {
-                part: statistics.median(r["cpu_us_per_request"].get(part, 0) for r in runs)
+                part: round(statistics.median(r["cpu_us_per_request"].get(part, 0) for r in runs))
                 for part in ("server", "server_sys", "workers", "clients")
             }
             for kind, runs in results.items()
         }
         inference = {
             kind: {
-                part: statistics.median(r["inference"][part] for r in runs)
+                part: round(statistics.median(r["inference"][part] for r in runs), 2)
                 for part in runs[0]["inference"]
             }
             for kind, runs in results.items()
@@ -375,6 +394,12 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(json.dumps(figures, sort_keys=True))
     finally:
+        if client.stdin is not None:
+            client.stdin.close()  # the client ends at the end of its input
+        try:
+            client.wait(10)
+        except subprocess.TimeoutExpired:
+            client.kill()
         server.close()
         node.close()
         shutil.rmtree(work, ignore_errors=True)
