@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from nacl.signing import VerifyKey
+from procstat import process_cpu_seconds  # bench/procstat.py
 
 from modelchain.chain.block import (
     BLOCK_VERSION,
@@ -112,19 +113,6 @@ def start_miner(workers: int, prefix: bytes) -> tuple[Miner, float]:
     return miner, time.perf_counter() - start
 
 
-def cpu_seconds(pids: tuple[int, ...]) -> float:
-    """CPU time the processes have used (Linux /proc; 0.0 where unavailable)."""
-    ticks = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def time_miner(miner: Miner, prefix: bytes, seconds: float) -> tuple[float, float]:
     """(hashes per second, cores used) of a started miner over about `seconds`.
 
@@ -134,10 +122,10 @@ def time_miner(miner: Miner, prefix: bytes, seconds: float) -> tuple[float, floa
     """
     miner.submit("rate", prefix, IMPOSSIBLE_TARGET)
     first = wait_for_each_worker_count(miner)
-    cpu_start, wall_start = cpu_seconds(miner.pids), time.perf_counter()
+    cpu_start, wall_start = process_cpu_seconds(miner.pids), time.perf_counter()
     time.sleep(seconds)
     last = wait_for_each_worker_count(miner)
-    cores = (cpu_seconds(miner.pids) - cpu_start) / (time.perf_counter() - wall_start)
+    cores = (process_cpu_seconds(miner.pids) - cpu_start) / (time.perf_counter() - wall_start)
     miner.cancel()
     while not miner.idle:
         time.sleep(0.001)

@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from procstat import process_cpu_seconds  # bench/procstat.py
+
 if TYPE_CHECKING:
     from modelchain.market.inference import InferenceStats
 
@@ -118,16 +120,10 @@ def _segment(
 # --- the server side --------------------------------------------------------------------
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) so far of another process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_seconds(node: Any, client_pid: int) -> dict[str, float]:
     """CPU seconds (user + system) so far of this process (the server), of the node's
     inference workers and of the client process."""
-    workers = sum(process_cpu_seconds(worker.pid) for worker in node.inference._workers)
+    workers = process_cpu_seconds(tuple(worker.pid for worker in node.inference._workers))
     own = resource.getrusage(resource.RUSAGE_SELF)
     threads: dict[str, float] = {}
     for thread in threading.enumerate():
@@ -142,7 +138,7 @@ def cpu_seconds(node: Any, client_pid: int) -> dict[str, float]:
         "server_sys": own.ru_stime,
         "server_ctx_switches": (own.ru_nvcsw + own.ru_nivcsw) / 1e6,
         "workers": workers,
-        "clients": process_cpu_seconds(client_pid),
+        "clients": process_cpu_seconds((client_pid,)),
     }
 
 
