@@ -38,7 +38,7 @@ from modelchain.contracts.registry import StorageReader, VersionInfo, get_model,
 from modelchain.contracts.registry import list_versions as registry_versions
 from modelchain.market import gilheld
 from modelchain.market.config import NodeConfig
-from modelchain.market.receipts import RECEIPT_VERSION, ReceiptInvalid, sign_receipt_encoded
+from modelchain.market.receipts import ReceiptDraft
 from modelchain.market.signer import GuardedKey, GuardedKeyUnavailable, send_key
 from modelchain.market.tensors import (
     InferBadInput,
@@ -269,19 +269,29 @@ class Seal(NamedTuple):
 
     The worker checks `check` before the run and refuses the call (SealRejected, nothing
     run) when it fails; after the run, when it can hash the outputs from the arrays alone,
-    it signs the receipt of `receipt` with the node's key, which it holds in guarded
-    memory (market/signer.py). A tuple: it is pickled to the worker with every paid call.
+    it signs the receipt drafted in `receipt` with the node's key, which it holds in
+    guarded memory (market/signer.py). The worker is sent the check and the draft's
+    message around the output hash (`worker_seal`), nothing else.
     """
 
     check: tuple[str, bytes, bytes] | None = None
     """(account, message, signature): a signature the call's payment rests on."""
-    receipt: dict[str, Any] | None = None
-    """The receipt's fields but `output_hash` (sign_receipt_encoded's `fields`)."""
+    receipt: ReceiptDraft | None = None
+    """The receipt to sign once the outputs are hashed."""
 
 
-def seal_check_passes(seal: Seal | None) -> bool:
-    """True unless `seal` holds a signature check that fails (what a worker runs first)."""
-    return seal is None or seal.check is None or verify_signature(*seal.check)
+def worker_seal(seal: Seal | None) -> tuple[Any, tuple[bytes, bytes] | None] | None:
+    """What of `seal` goes to the worker: the check, and the draft's head and tail."""
+    if seal is None:
+        return None
+    draft = seal.receipt
+    return seal.check, None if draft is None else (draft.head, draft.tail)
+
+
+def seal_check_passes(seal: Seal | tuple[Any, Any] | None) -> bool:
+    """True unless `seal` (or its worker_seal) holds a signature check that fails (what a
+    worker runs first)."""
+    return seal is None or seal[0] is None or verify_signature(*seal[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -638,33 +648,22 @@ class InferenceService:
             self._slots.release()
         results, created, evicted, sealed = reply
         result = self._result(prepared, results, elapsed)
-        if sealed is not None and seal is not None and self._sealed_as_asked(sealed, seal, result):
-            return CallResult(result.outputs, result.output_hash, result.elapsed_ms, sealed)
+        draft = seal.receipt if seal is not None else None
+        if sealed is None or draft is None:
+            return result
+        output_hash, sig = sealed
+        if output_hash == result.output_hash and draft.receipt["node"] == self._receipt_account:
+            receipt = draft.signed(output_hash, sig)
+            return CallResult(result.outputs, result.output_hash, result.elapsed_ms, receipt)
+        log.error("a worker signed a receipt that is not the one asked for; signing here")
         return result
-
-    def _sealed_as_asked(
-        self, sealed: tuple[dict[str, Any], bytes], seal: Seal, result: CallResult
-    ) -> bool:
-        """The worker's receipt is the seal's, for these outputs, by this node; else the
-        caller signs it (logged: a worker and its node disagree)."""
-        receipt, _ = sealed
-        expected = {
-            **(seal.receipt or {}),
-            "output_hash": result.output_hash,
-            "node": self._receipt_account,
-            "version": RECEIPT_VERSION,
-        }
-        if {name: value for name, value in receipt.items() if name != "sig"} == expected:
-            return True
-        log.error("a worker sealed a receipt that is not the one asked for; signing here")
-        return False
 
     def _dispatch(
         self, prepared: PreparedCall, seal: Seal | None, queued: float
     ) -> tuple[Any, float]:
         """Runs the call on a worker with room for it: (results, session created, sessions
-        evicted, sealed receipt or None) and the seconds from the worker starting it to the
-        reply."""
+        evicted, (output hash, receipt signature) or None) and the seconds from the worker
+        starting it to the reply."""
         if self._spawn_retry_at and time.monotonic() >= self._spawn_retry_at:
             self._replace_lost_workers()
         index = self._take_place()
@@ -683,7 +682,7 @@ class InferenceService:
                     name: value.value if isinstance(value, JsonInput) else value
                     for name, value in prepared.inputs.items()
                 },
-                seal,
+                worker_seal(seal),
             )
             reply, elapsed = self._call(index, message)
             status, *rest = reply
@@ -1306,9 +1305,9 @@ def worker_main(
 ) -> None:
     """A worker's life: cap memory, load ONNX Runtime, then answer calls until told to stop.
 
-    Call: (sha256, expected inputs, output names, feeds, seal). Reply: ("ok", results, session
-    created, sessions evicted, sealed receipt or None, seconds the call took here) or
-    ("error", code, message, replace me).
+    Call: (sha256, expected inputs, output names, feeds, worker_seal). Reply: ("ok", results,
+    session created, sessions evicted, (output hash, receipt signature) or None, seconds the
+    call took here) or ("error", code, message, replace me).
     """
     _lower_limit(resource.RLIMIT_AS, settings.memory_bytes)
     _lower_limit(resource.RLIMIT_CORE, 0)  # a crash leaves no core file behind
@@ -1413,11 +1412,14 @@ def _run_call(
 
 
 def _sealed_receipt(
-    signer: GuardedKey | None, seal: Seal | None, results: Mapping[str, Any]
-) -> tuple[dict[str, Any], bytes] | None:
-    """The seal's receipt signed with the worker's guarded key, when there is one to sign
-    and the outputs hash from their arrays alone; otherwise None (the caller signs it)."""
-    if signer is None or seal is None or seal.receipt is None:
+    signer: GuardedKey | None,
+    seal: tuple[Any, tuple[bytes, bytes] | None] | None,
+    results: Mapping[str, Any],
+) -> tuple[str, bytes] | None:
+    """(output hash, the node's signature of the seal's receipt with it) signed with the
+    worker's guarded key, when there is a receipt to sign and the outputs hash from their
+    arrays alone; otherwise None (the caller signs it)."""
+    if signer is None or seal is None or seal[1] is None:
         return None
     try:
         output_hash = array_output_hash(results)
@@ -1425,10 +1427,8 @@ def _sealed_receipt(
         return None
     if output_hash is None:
         return None
-    try:
-        return sign_receipt_encoded(signer, {**seal.receipt, "output_hash": output_hash})
-    except ReceiptInvalid:  # the caller's own signing raises it where it can be answered
-        return None
+    head, tail = seal[1]
+    return output_hash, signer.sign(head + output_hash.encode("ascii") + tail)
 
 
 class _SignatureMismatch(Exception):

@@ -50,9 +50,10 @@ from modelchain.market.marketdb import MarketDB, MarketStoreError, ReceiptRow
 from modelchain.market.receipts import (
     KIND_CHANNEL,
     KIND_TX,
+    ReceiptDraft,
     ReceiptSigner,
+    draft_receipt,
     request_id_problem,
-    sign_receipt_encoded,
 )
 
 if TYPE_CHECKING:
@@ -562,9 +563,9 @@ class Payments:
             with node.chain.lock:
                 self._check_admissible(tx)
                 height = node.chain.height
-            fields = self._receipt_fields(prepared, {"kind": KIND_TX, "txid": tx.txid}, height)
+            draft = self._receipt_draft(prepared, {"kind": KIND_TX, "txid": tx.txid}, height)
             try:
-                result = run(prepared, Seal(check=check, receipt=fields))
+                result = run(prepared, Seal(check=check, receipt=draft))
             except SealRejected:
                 raise PaymentBadSignature(bad_signature) from None
             try:
@@ -575,7 +576,7 @@ class Payments:
                     "nothing was charged and no output is given",
                     tx_code=exc.code,
                 ) from exc
-        receipt, row = self._receipt(result, fields, tx.sender)
+        receipt, row = self._receipt(result, draft, tx.sender)
         try:
             self.db.write([row])
         except MarketStoreError:  # the payment is settled: answer; only the filing failed
@@ -632,7 +633,7 @@ class Payments:
             )
             assert info is not None
             payment = {"kind": KIND_CHANNEL, "channel": info.id, "amount": voucher.amount}
-            fields = self._receipt_fields(prepared, payment, height)
+            draft = self._receipt_draft(prepared, payment, height)
 
             def bad_signature() -> VoucherBadSignature:
                 return VoucherBadSignature(
@@ -653,34 +654,38 @@ class Payments:
                     raise bad_signature()
                 check = None
             try:
-                result = run(prepared, Seal(check=check, receipt=fields))
+                result = run(prepared, Seal(check=check, receipt=draft))
             except SealRejected:
                 raise bad_signature() from None
-            receipt, row = self._receipt(result, fields, info.payer, voucher.sig)
+            receipt, row = self._receipt(result, draft, info.payer, voucher.sig)
             # the voucher counts only from here: a failed run above leaves no trace
             self.book.record(row)
         return _answer(prepared, result, receipt, row.id)
 
-    def _receipt_fields(
+    def _receipt_draft(
         self, prepared: PreparedCall, payment: dict[str, Any], height: int
-    ) -> dict[str, Any]:
-        """The receipt's fields but the output hash: what the run's seal carries."""
-        return {
-            "chain_id": self.node.params.chain_id,
-            "height": height,
-            "model": prepared.model,
-            "model_version": prepared.version,
-            "model_sha256": prepared.sha256,
-            "input_hash": prepared.request_hash,
-            "price": prepared.price,
-            "payment": payment,
-            "request_id": prepared.request_id,
-        }
+    ) -> ReceiptDraft:
+        """The call's receipt but its output hash: what the run's seal carries (checked
+        before the run: a receipt that cannot be made leaves the call unrun)."""
+        return draft_receipt(
+            self.node.account,
+            {
+                "chain_id": self.node.params.chain_id,
+                "height": height,
+                "model": prepared.model,
+                "model_version": prepared.version,
+                "model_sha256": prepared.sha256,
+                "input_hash": prepared.request_hash,
+                "price": prepared.price,
+                "payment": payment,
+                "request_id": prepared.request_id,
+            },
+        )
 
     def _receipt(
         self,
         result: CallResult,
-        fields: dict[str, Any],
+        draft: ReceiptDraft,
         payer: str,
         voucher_sig: str | None = None,
     ) -> tuple[dict[str, Any], ReceiptRow]:
@@ -688,9 +693,8 @@ class Payments:
         if result.receipt is not None:
             receipt, body = result.receipt
         else:
-            receipt, body = sign_receipt_encoded(
-                self._signer, {**fields, "output_hash": result.output_hash}
-            )
+            receipt, body = draft.sign(self._signer, result.output_hash)
+        fields = draft.receipt
         payment = fields["payment"]
         row = ReceiptRow(
             id=hashlib.sha256(body).hexdigest(),  # = compute_receipt_id(receipt)

@@ -10,6 +10,7 @@ those fields, so a receipt verifies with nothing but the node's account
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from modelchain.chain.encoding import canonical_bytes, canonical_bytes_unchecked
@@ -45,6 +46,9 @@ RECEIPT_FIELDS = frozenset(
 )
 _VERSION_TAIL = b'"version":%d}' % RECEIPT_VERSION
 """How the canonical JSON of a receipt ends: "version" is its last field."""
+_OUTPUT_HASH_KEY = b'"output_hash":"'
+_GAP = "0" * 64
+"""What stands for the output hash while a draft is encoded."""
 MAX_REQUEST_ID_CHARS = 256
 MAX_CHAIN_ID_CHARS = 64
 KIND_TX = "tx"
@@ -90,27 +94,80 @@ def sign_receipt(key: Signer, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def sign_receipt_encoded(key: Signer, fields: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    """`sign_receipt`, and the signed receipt's canonical JSON (what its id hashes).
+    """`sign_receipt`, and the signed receipt's canonical JSON (what its id hashes)."""
+    rest = {name: value for name, value in fields.items() if name != "output_hash"}
+    return draft_receipt(key.account, rest).sign(key, fields.get("output_hash"))
 
-    The shape check proves every field canonical but a string's encodability (its
-    grammar bounds ints, keys and nesting), so each encoding is done once, unchecked.
+
+@dataclass(frozen=True, slots=True)
+class ReceiptDraft:
+    """A receipt but for its output hash and signature: its fields checked and encoded
+    around the gap the output hash fills, so that whoever holds the outputs signs it with a
+    splice, no JSON (an inference worker does, market/inference.py). Made by `draft_receipt`.
     """
-    if fields.get("node", key.account) != key.account:
+
+    receipt: dict[str, Any]
+    """Every field but "output_hash" and "sig" ("version" and "node" included)."""
+    head: bytes
+    """RECEIPT_TAG and the canonical JSON up to the output hash's first digit."""
+    tail: bytes
+    """The canonical JSON after the output hash's last digit."""
+
+    def message(self, output_hash: str) -> bytes:
+        """The bytes the node signs once the outputs hash to `output_hash` (64 hex)."""
+        return self.head + output_hash.encode("ascii") + self.tail
+
+    def signed(self, output_hash: str, sig: bytes) -> tuple[dict[str, Any], bytes]:
+        """The receipt with `sig` (the node's signature of `message(output_hash)`) and its
+        canonical JSON."""
+        sig_hex = sig.hex()
+        receipt = {**self.receipt, "output_hash": output_hash, "sig": sig_hex}
+        # "sig" sorts last but for "version": the signed encoding is the unsigned one with
+        # "sig" put in before "version" (no second encoding on a paid call)
+        body = b"".join(
+            (
+                self.head[len(RECEIPT_TAG) :],
+                output_hash.encode("ascii"),
+                self.tail[: -len(_VERSION_TAIL)],
+                b'"sig":"',
+                sig_hex.encode("ascii"),
+                b'",',
+                _VERSION_TAIL,
+            )
+        )
+        return receipt, body
+
+    def sign(self, key: Signer, output_hash: Any) -> tuple[dict[str, Any], bytes]:
+        """The receipt for outputs hashing to `output_hash`, signed by `key` (the draft's
+        node), with its canonical JSON; raises ReceiptInvalid for a malformed hash."""
+        if key.account != self.receipt["node"]:
+            raise ReceiptInvalid("node must be the signing key's account")
+        if not is_hash_hex(output_hash):
+            raise ReceiptInvalid("output_hash must be a sha256 (64 lowercase hex)")
+        return self.signed(output_hash, key.sign(self.message(output_hash)))
+
+
+def draft_receipt(node: str, fields: dict[str, Any]) -> ReceiptDraft:
+    """The draft of the receipt `node` signs for `fields` (all but "output_hash"; "version"
+    and "node" are filled in).
+
+    Raises ReceiptInvalid when a field is missing, extra or out of its grammar. The shape
+    check proves every field canonical but a string's encodability (its grammar bounds
+    ints, keys and nesting), so the encoding is done once, unchecked.
+    """
+    if fields.get("node", node) != node:
         raise ReceiptInvalid("node must be the signing key's account")
-    receipt = {"version": RECEIPT_VERSION, **fields, "node": key.account}
-    problem = receipt_shape_problem({**receipt, "sig": "0" * 128})
+    receipt = {"version": RECEIPT_VERSION, **fields, "node": node}
+    problem = receipt_shape_problem({**receipt, "output_hash": _GAP, "sig": "0" * 128})
     if problem is not None:
         raise ReceiptInvalid(problem)
     try:
-        unsigned = canonical_bytes_unchecked(receipt)
+        unsigned = canonical_bytes_unchecked({**receipt, "output_hash": _GAP})
     except UnicodeEncodeError as exc:  # a lone surrogate in chain_id
         raise ReceiptInvalid(f"receipt is not canonical JSON: {exc.reason}") from exc
-    sig = key.sign(RECEIPT_TAG + unsigned).hex()
-    signed = {**receipt, "sig": sig}
-    # "sig" sorts last but for "version": the signed encoding is the unsigned one with
-    # "sig" put in before "version" (one encoding less on every paid call)
-    head = unsigned[: -len(_VERSION_TAIL)]
-    return signed, b"".join((head, b'"sig":"', sig.encode(), b'",', _VERSION_TAIL))
+    # the first '"output_hash":"' is the key: in a string value every '"' is escaped
+    start = unsigned.index(_OUTPUT_HASH_KEY) + len(_OUTPUT_HASH_KEY)
+    return ReceiptDraft(receipt, RECEIPT_TAG + unsigned[:start], unsigned[start + len(_GAP) :])
 
 
 def verify_receipt(receipt: Any, node_account: str | None = None) -> bool:

@@ -536,7 +536,11 @@ def test_an_uncontended_channel_call_leaves_its_signature_check_to_the_worker(
     market.payments.infer_paid(market.call("a", voucher(market, channel, PRICE)), run)
     (seal,) = run.seals
     assert seal.check is not None and seal.check[0] == PAYER.account
-    assert seal.receipt["payment"] == {"kind": "channel", "channel": channel, "amount": PRICE}
+    assert seal.receipt.receipt["payment"] == {
+        "kind": "channel",
+        "channel": channel,
+        "amount": PRICE,
+    }
 
 
 def test_a_forged_voucher_on_a_channel_others_wait_for_is_refused_before_any_run(

@@ -33,7 +33,12 @@ from modelchain.market.inference import (
     SessionCache,
 )
 from modelchain.market.node import MarketNode
-from modelchain.market.receipts import sign_receipt_encoded, verify_receipt
+from modelchain.market.receipts import (
+    ReceiptDraft,
+    draft_receipt,
+    sign_receipt_encoded,
+    verify_receipt,
+)
 from modelchain.market.tensors import InferenceError, compute_output_hash, compute_request_hash
 from modelchain.models_store import runtime
 
@@ -323,6 +328,11 @@ def receipt_fields(call: PreparedCall) -> dict[str, Any]:
     }
 
 
+def receipt_draft(call: PreparedCall) -> ReceiptDraft:
+    """The draft of receipt_fields(call) that Payments seals a call with."""
+    return draft_receipt(NODE_KEY.account, receipt_fields(call))
+
+
 def test_a_seal_whose_signature_fails_refuses_the_call_before_the_model_loads(
     make_service: Any, versions: dict[str, VersionInfo]
 ) -> None:
@@ -344,7 +354,7 @@ def test_a_sealed_receipt_is_signed_in_the_worker_as_the_node_signs_it(
     service = make_service(inference_workers=1, receipt_key=NODE_KEY)
     call = prepare(service, versions["addmul@1"], ADDMUL_INPUTS)
     fields = receipt_fields(call)
-    result = service.run(call, Seal(receipt=fields))
+    result = service.run(call, Seal(receipt=draft_receipt(NODE_KEY.account, fields)))
     assert result.receipt is not None
     receipt, body = result.receipt
     assert verify_receipt(receipt, NODE_KEY.account)
@@ -361,10 +371,23 @@ def test_outputs_a_worker_cannot_hash_alone_leave_the_receipt_to_the_caller(
     service = make_service(inference_workers=1, receipt_key=NODE_KEY)
     features = [{"name": "features", "datatype": "FP32", "shape": [1, 3], "data": [[1, 2, 3]]}]
     call = prepare(service, versions["zipmap-str@1"], features)  # a map output: JSON
-    assert service.run(call, Seal(receipt=receipt_fields(call))).receipt is None
+    assert service.run(call, Seal(receipt=receipt_draft(call))).receipt is None
     unkeyed = make_service(inference_workers=1)  # no key to sign with
     addmul = prepare(unkeyed, versions["addmul@1"], ADDMUL_INPUTS)
-    assert unkeyed.run(addmul, Seal(receipt=receipt_fields(addmul))).receipt is None
+    assert unkeyed.run(addmul, Seal(receipt=receipt_draft(addmul))).receipt is None
+
+
+def test_a_worker_signature_for_a_receipt_drafted_for_another_node_is_not_used(
+    make_service: Any, versions: dict[str, VersionInfo]
+) -> None:
+    """The node completes a worker's signature only into its own receipts: a draft of
+    someone else's is left to the caller to sign (and refuse)."""
+    service = make_service(inference_workers=1, receipt_key=NODE_KEY)
+    call = prepare(service, versions["addmul@1"], ADDMUL_INPUTS)
+    other = draft_receipt(key_for("another node").account, receipt_fields(call))
+    result = service.run(call, Seal(receipt=other))
+    assert result.receipt is None
+    assert result.outputs[0]["data"] == [11, 22, 33, 14, 25, 36]
 
 
 def memory_holds(pid: int, needle: bytes) -> bool:
@@ -390,7 +413,7 @@ def test_a_worker_holds_the_node_key_only_in_memory_it_cannot_read_unless_signin
 ) -> None:
     service = make_service(inference_workers=1, receipt_key=NODE_KEY)
     call = prepare(service, versions["addmul@1"], ADDMUL_INPUTS)
-    assert service.run(call, Seal(receipt=receipt_fields(call))).receipt is not None
+    assert service.run(call, Seal(receipt=receipt_draft(call))).receipt is not None
     (pid,) = service.worker_pids()
     if not os.access(f"/proc/{pid}/mem", os.R_OK):
         pytest.skip("this machine does not let a parent read its children's memory")

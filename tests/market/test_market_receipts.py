@@ -24,6 +24,7 @@ from modelchain.market.receipts import (
     ReceiptInvalid,
     compute_receipt_id,
     compute_receipt_message,
+    draft_receipt,
     receipt_problem,
     sign_receipt,
     sign_receipt_encoded,
@@ -177,6 +178,60 @@ def test_signed_receipts_encoding_is_its_canonical_json_for_any_fields(
         return
     assert body == canonical_bytes(receipt)
     assert verify_receipt(receipt, NODE.account)
+
+
+def drafted(**overrides: Any) -> tuple[Any, str]:
+    """A draft of fields(**overrides) by NODE, and the output hash it leaves out."""
+    values = fields(**overrides)
+    output_hash = values.pop("output_hash")
+    return draft_receipt(NODE.account, values), output_hash
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['","output_hash":"' + "0" * 40, '"output_hash":"', "output_hash", '\\"output_hash\\":"'],
+)
+def test_a_drafts_message_is_the_receipts_signed_message_whatever_the_strings_hold(
+    text: str,
+) -> None:
+    """The draft finds the output hash's place in its own encoding: strings that spell
+    its key must not move it."""
+    draft, output_hash = drafted(chain_id=text, request_id=text)
+    receipt, body = draft.sign(NODE, output_hash)
+    assert draft.message(output_hash) == compute_receipt_message(receipt)
+    assert receipt["chain_id"] == receipt["request_id"] == text
+    assert receipt["output_hash"] == output_hash
+    assert body == canonical_bytes(receipt)
+    assert verify_receipt(receipt, NODE.account)
+
+
+def test_a_draft_signed_with_a_signature_from_elsewhere_is_the_receipt_signed_here() -> None:
+    """What an inference worker sends back (the output hash and a signature) completes
+    the node's draft into the receipt the node would have signed itself."""
+    draft, output_hash = drafted()
+    signature = NODE.sign(draft.message(output_hash))
+    assert draft.signed(output_hash, signature) == sign_receipt_encoded(NODE, fields())
+
+
+def test_a_draft_is_signed_only_by_its_node_and_only_for_an_output_hash() -> None:
+    draft, output_hash = drafted()
+    with pytest.raises(ReceiptInvalid, match="signing key"):
+        draft.sign(key_for("someone else"), output_hash)
+    for bad in ("nope", output_hash.upper(), None, 7):
+        with pytest.raises(ReceiptInvalid, match="output_hash"):
+            draft.sign(NODE, bad)
+
+
+def test_draft_receipt_refuses_fields_that_do_not_make_a_receipt() -> None:
+    for values in (
+        {**fields(), "extra": 1},
+        {name: value for name, value in fields().items() if name != "price"},
+        fields(node=key_for("someone else").account),
+        fields(height=-1),
+    ):
+        values.pop("output_hash", None)
+        with pytest.raises(ReceiptInvalid):
+            draft_receipt(NODE.account, values)
 
 
 def test_sign_receipt_refuses_a_chain_id_that_utf8_cannot_encode() -> None:
