@@ -365,6 +365,26 @@ def test_a_sealed_receipt_is_signed_in_the_worker_as_the_node_signs_it(
     )
 
 
+def test_a_sealed_calls_outputs_are_hashed_once_in_the_worker(
+    make_service: Any, versions: dict[str, VersionInfo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = make_service(inference_workers=1, receipt_key=NODE_KEY)
+    call = prepare(service, versions["addmul@1"], ADDMUL_INPUTS)
+    hashed_here = []
+    real = inference_module.hash_output_records
+    monkeypatch.setattr(
+        inference_module,
+        "hash_output_records",
+        lambda records: hashed_here.append(1) or real(records),
+    )
+    sealed = service.run(call, Seal(receipt=receipt_draft(call)))
+    assert hashed_here == [] and sealed.receipt is not None
+    assert sealed.output_hash == sealed.receipt[0]["output_hash"]
+    assert sealed.output_hash == compute_output_hash(sealed.outputs)
+    assert service.run(call).output_hash == sealed.output_hash  # unsealed: hashed here
+    assert hashed_here == [1]
+
+
 def test_outputs_a_worker_cannot_hash_alone_leave_the_receipt_to_the_caller(
     make_service: Any, versions: dict[str, VersionInfo]
 ) -> None:
