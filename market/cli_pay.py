@@ -16,7 +16,9 @@ from typing import Any
 
 import click
 
+from modelchain.chain.keys import is_account
 from modelchain.contracts.channel import CHANNEL
+from modelchain.contracts.grammar import is_hash_hex
 from modelchain.contracts.usage_fee import USAGE_FEE
 from modelchain.contracts.voucher import sign_voucher
 from modelchain.market.cli import CliContext, CliError, _wait, cli, pass_ctx, progress
@@ -29,8 +31,27 @@ AMOUNT = click.IntRange(1, 2**53 - 1)
 
 
 def _split_ref(ref: str) -> tuple[str, str | None]:
-    name, _, version = ref.partition("@")
+    """NAME or NAME@VERSION; a usage error for an empty name or an empty version."""
+    name, at, version = ref.partition("@")
+    if not name or (at and not version):
+        raise click.BadParameter(
+            f"{ref!r}: give NAME or NAME@VERSION (neither may be empty)", param_hint="NAME"
+        )
     return name, version or None
+
+
+def _check_channel_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A channel id (the txid of its open: 64 lowercase hex) or nothing."""
+    if value is not None and not is_hash_hex(value):
+        raise click.BadParameter(f"{value!r} is not a channel id (64 lowercase hex)")
+    return value
+
+
+def _check_account(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An --*-account option's value: an account id (64 lowercase hex) or nothing."""
+    if value is not None and not is_account(value):
+        raise click.BadParameter(f"{value!r} is not an account (64 lowercase hex)")
+    return value
 
 
 def _infer_path(name: str, version: str | None) -> str:
@@ -132,7 +153,11 @@ def _check_receipt(answer: dict[str, Any], quote: dict[str, Any], payment: dict[
     required=True,
     help="An OIP inference request body (JSON).",
 )
-@click.option("--channel", help="Pay with a voucher on this channel instead of a tx.")
+@click.option(
+    "--channel",
+    callback=_check_channel_id,
+    help="Pay with a voucher on this channel (its id) instead of a tx.",
+)
 @click.option("--fee", type=click.IntRange(0, 2**53 - 1), help="Tx fee (per call payments).")
 @click.option("--wait", "wait_for", type=click.IntRange(0), default=0, help="Confirmations.")
 @click.option(
@@ -163,16 +188,22 @@ def infer(
         raise CliError("cli-bad-file", f"{input_file} is not an OIP request object", obj.as_json)
     parameters = {k: v for k, v in (body.get("parameters") or {}).items() if k != "payment"}
     client = obj.client()
-    path = _infer_path(name, version)
-    try:
-        answer = client.post(path, body | {"parameters": parameters})
-    except NodeError as exc:
-        if exc.code != "payment-required":
-            raise
-        quote = exc.detail["quote"]
+    if print_request:
+        quote = _quote(client, name, version, body | {"parameters": parameters})
+        if quote["price"] == 0:
+            progress(f"{quote['model']}@{quote['version']} is free: the request needs no payment")
+            click.echo(json.dumps(body | {"parameters": parameters}))
+            return
     else:
-        obj.output(answer, _describe_answer)  # a free model: nothing to pay
-        return
+        try:
+            answer = client.post(_infer_path(name, version), body | {"parameters": parameters})
+        except NodeError as exc:
+            if exc.code != "payment-required":
+                raise
+            quote = exc.detail["quote"]
+        else:
+            obj.output(answer, _describe_answer)  # a free model: nothing to pay
+            return
     mine = compute_local_request_hash(body, quote["sha256"])
     if mine != quote["request"]:
         raise CliError(
@@ -220,6 +251,16 @@ def infer(
     obj.output(answer, _describe_answer)
 
 
+def _quote(
+    client: NodeClient, name: str, version: str | None, body: dict[str, Any]
+) -> dict[str, Any]:
+    """The node's quote for this request, without running it (version None: the one
+    /v2/models/NAME/infer would run)."""
+    if version is None:
+        version = client.get(f"/v2/models/{name}/ready")["version"]
+    return client.post(f"/api/v1/models/{name}/versions/{version}/quote", body)["quote"]
+
+
 def _next_voucher_amount(obj: CliContext, client: NodeClient, channel: str, price: int) -> int:
     """One price above the last amount this CLI signed on `channel`.
 
@@ -251,6 +292,11 @@ def _describe_answer(answer: dict[str, Any]) -> str:
         )
         lines.append(f"paid {receipt['price']} by {paid}")
         lines.append(f"receipt {answer['parameters']['receipt_id']} signed by {receipt['node']}")
+        lines.append(f"  at height {receipt['height']} of chain {receipt['chain_id']}")
+        lines.append(f"  model sha256 {receipt['model_sha256']}")
+        lines.append(f"  input hash   {receipt['input_hash']}")
+        lines.append(f"  output hash  {receipt['output_hash']}")
+        lines.append(f"  sig          {receipt['sig']}")
     return "\n".join(lines)
 
 
@@ -290,7 +336,11 @@ def _describe_status(status: dict[str, Any]) -> str:
 @click.argument("ref", metavar="NAME@VERSION")
 @click.option("--deposit", type=AMOUNT, required=True, help="Base units put in escrow.")
 @click.option("--blocks", type=click.IntRange(1), required=True, help="Expiry = height + B.")
-@click.option("--node-account", help="The serving node (default: the node talked to).")
+@click.option(
+    "--node-account",
+    callback=_check_account,
+    help="The serving node (default: the node talked to).",
+)
 @click.option("--fee", type=click.IntRange(0, 2**53 - 1))
 @click.option("--wait", "wait_for", type=click.IntRange(0), default=0, help="Confirmations.")
 @pass_ctx
@@ -312,6 +362,21 @@ def channel_open(
         raise click.UsageError("give the version: a channel is for one NAME@VERSION")
     client = obj.client()
     info = client.chain_info()
+    # what the contract would refuse (fee taken) or the node never take: refused here first
+    terms = client.get(f"/api/v1/models/{name}/versions/{version}")
+    if terms["deprecated"]:
+        raise CliError("channel-deprecated-version", f"{ref} is deprecated", obj.as_json)
+    if terms["price"] == 0:
+        raise CliError(
+            "channel-free-version", f"{ref} is free: there is nothing to pay", obj.as_json
+        )
+    shortest = info["channel_margin_blocks"] + 2
+    if blocks < shortest:
+        raise click.BadParameter(
+            f"{blocks} blocks leave no block to pay in: the node takes vouchers only while "
+            f"height + {info['channel_margin_blocks']} < expiry, so give at least {shortest}",
+            param_hint="--blocks",
+        )
     args = {
         "model": name,
         "version": version,
@@ -320,15 +385,30 @@ def channel_open(
         "expiry": info["height"] + blocks,
     }
     tx = client.call(obj.key(), CHANNEL, "open", args, fee=fee)
-    progress(f"channel {tx.txid} opened until height {args['expiry']}")
+    save_signed_amount(obj, tx.txid, 0)  # nothing signed on it yet
+    progress(f"channel {tx.txid} sent: open until height {args['expiry']} once mined")
     result: dict[str, Any] = {"channel": tx.txid, "txid": tx.txid, **args}
     if wait_for:
         _wait(obj, tx.txid, wait_for)
     obj.output(result, lambda r: r["channel"])
 
 
+def _open_channel(
+    obj: CliContext, client: NodeClient, channel_id: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The channel's status on the node and its on-chain record; a CliError unless it is
+    on the chain and still open (a tx on it would fail, its fee taken)."""
+    status = client.get(f"/api/v1/channels/{channel_id}")
+    onchain = status.get("onchain")
+    if onchain is None:
+        raise CliError("channel-unknown", f"no channel {channel_id} on the node", obj.as_json)
+    if onchain["closed"]:
+        raise CliError("channel-closed", f"channel {channel_id} is closed", obj.as_json)
+    return status, onchain
+
+
 @channel.command("topup")
-@click.argument("channel_id", metavar="ID")
+@click.argument("channel_id", metavar="ID", callback=_check_channel_id)
 @click.option("--deposit", type=click.IntRange(0, 2**53 - 1), default=0, show_default=True)
 @click.option("--blocks", type=click.IntRange(1), help="New expiry = height + B (never earlier).")
 @click.option("--fee", type=click.IntRange(0, 2**53 - 1))
@@ -347,10 +427,7 @@ def channel_topup(
     Example: modelchain channel topup 3f2a... --deposit 50000 --blocks 500
     """
     client = obj.client()
-    status = client.get(f"/api/v1/channels/{channel_id}")
-    onchain = status.get("onchain")
-    if onchain is None:
-        raise CliError("channel-unknown", f"no channel {channel_id} on the node", obj.as_json)
+    status, onchain = _open_channel(obj, client, channel_id)
     expiry = onchain["expiry"]
     if blocks is not None:
         expiry = max(expiry, status["height"] + blocks)
@@ -365,7 +442,7 @@ def channel_topup(
 
 
 @channel.command("show")
-@click.argument("channel_id", metavar="ID")
+@click.argument("channel_id", metavar="ID", callback=_check_channel_id)
 @pass_ctx
 def channel_show(obj: CliContext, channel_id: str) -> None:
     """A channel on-chain, with what the node accepted and claimed, and what you signed.
@@ -378,7 +455,7 @@ def channel_show(obj: CliContext, channel_id: str) -> None:
 
 
 @channel.command("claim")
-@click.argument("channel_id", metavar="ID")
+@click.argument("channel_id", metavar="ID", callback=_check_channel_id)
 @pass_ctx
 def channel_claim(obj: CliContext, channel_id: str) -> None:
     """Ask the node to claim its highest voucher now (it claims by itself in time).
@@ -390,7 +467,7 @@ def channel_claim(obj: CliContext, channel_id: str) -> None:
 
 
 @channel.command("refund")
-@click.argument("channel_id", metavar="ID")
+@click.argument("channel_id", metavar="ID", callback=_check_channel_id)
 @click.option("--fee", type=click.IntRange(0, 2**53 - 1))
 @click.option("--wait", "wait_for", type=click.IntRange(0), default=0, help="Confirmations.")
 @pass_ctx
@@ -399,7 +476,23 @@ def channel_refund(obj: CliContext, channel_id: str, fee: int | None, wait_for: 
 
     Example: modelchain channel refund 3f2a... --wait 1
     """
-    tx = obj.client().call(obj.key(), CHANNEL, "refund", {"channel": channel_id}, fee=fee)
+    client = obj.client()
+    key = obj.key()
+    status, onchain = _open_channel(obj, client, channel_id)
+    if onchain["payer"] != key.account:
+        raise CliError(
+            "channel-not-payer",
+            f"only the payer {onchain['payer'][:16]} may take the refund, not {key.account[:16]}",
+            obj.as_json,
+        )
+    if status["height"] + 1 <= onchain["expiry"]:
+        raise CliError(
+            "channel-not-expired",
+            f"channel expires at {onchain['expiry']}; refund from height "
+            f"{onchain['expiry'] + 1} (the next block is {status['height'] + 1})",
+            obj.as_json,
+        )
+    tx = client.call(key, CHANNEL, "refund", {"channel": channel_id}, fee=fee)
     result: dict[str, Any] = {"txid": tx.txid, "channel": channel_id}
     if wait_for:
         _wait(obj, tx.txid, wait_for)
@@ -429,7 +522,9 @@ def _receipt_of(document: Any) -> Any:
 
 @receipt.command("verify")
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--node-account", help="Also require that this node signed it.")
+@click.option(
+    "--node-account", callback=_check_account, help="Also require that this node signed it."
+)
 @pass_ctx
 def receipt_verify(obj: CliContext, file: Path, node_account: str | None) -> None:
     """Check a receipt's signature offline (no node needed); exit 1 if it does not verify.

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from modelchain.chain.errors import ModelchainError
+from modelchain.chain.execute import STATUS_FAILED
 from modelchain.chain.keys import KeyPair
 from modelchain.chain.tx import Tx, make_tx
 
@@ -199,12 +200,26 @@ class NodeClient:
         timeout: float = 120.0,
         progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll until the tx has `confirmations`; raises NodeError on timeout."""
+        """Poll until the tx has `confirmations`; raises NodeError `wait-timeout` on
+        timeout, and `tx-failed` as soon as a block holds it as failed (its call raised:
+        the fee and nonce are taken, nothing else changed)."""
         deadline = time.monotonic() + timeout
         while True:
             detail = self.tx(txid)
             if progress is not None:
                 progress(detail)
+            outcome = detail.get("receipt") or {}
+            if outcome.get("status") == STATUS_FAILED:
+                raise NodeError(
+                    f"tx {txid[:16]} failed in block {outcome['height']}: "
+                    f"{outcome['message']} ({outcome['code']}); its fee {outcome['fee']} "
+                    "was taken, nothing else changed",
+                    "tx-failed",
+                    txid=txid,
+                    tx_code=outcome["code"],
+                    height=outcome["height"],
+                    fee=outcome["fee"],
+                )
             if detail.get("confirmations", 0) >= confirmations:
                 return detail
             if time.monotonic() > deadline:

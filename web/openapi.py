@@ -275,8 +275,14 @@ def _chain_schemas() -> dict[str, Schema]:
                 "mempool_size": _count(),
                 "target_block_seconds": _count(),
                 "node_account": _ref("Account"),
+                "channel_margin_blocks": _count(
+                    "This node takes a channel's vouchers only while height + this < expiry."
+                ),
             },
-            description="The node's chain tip and its own account (receipts, node shares).",
+            description=(
+                "The node's chain tip, its own account (receipts, node shares) and how close"
+                " to a channel's expiry it stops taking vouchers."
+            ),
         ),
         "Tx": _object(
             _TX_FIELDS,

@@ -59,6 +59,7 @@ def int_arg(name: str, default: int | None, low: int = 0, high: int = 2**53 - 1)
 def get_chain() -> Response:
     info = explorer.chain_info(node().chain)
     info["node_account"] = node().account
+    info["channel_margin_blocks"] = node().payments.policy.margin_blocks
     return jsonify(info)
 
 
