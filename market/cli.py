@@ -168,6 +168,8 @@ def _run_node(obj: CliContext, config: NodeConfig, on_ready: Callable[..., None]
     obj.serve(config, ready=on_ready)
 
 
+PORT = click.IntRange(0, 65535)
+
 receipt_sync_option = click.option(
     "--receipt-sync-ms",
     type=click.IntRange(min=0, max=60_000),
@@ -181,7 +183,7 @@ receipt_sync_option = click.option(
 
 @cli.command()
 @click.option("--data", type=click.Path(path_type=Path), help="Data directory.")
-@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True, help="0 picks one.")
+@click.option("--port", type=PORT, default=DEFAULT_PORT, show_default=True, help="0 picks one.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--mine/--no-mine", default=True, show_default=True)
 @click.option("--workers", type=int, help="Mining processes (default: one per core).")
@@ -252,7 +254,7 @@ def node() -> None:
 
 @node.command("start")
 @click.option("--data", type=click.Path(path_type=Path), required=True)
-@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True, help="0 picks one.")
+@click.option("--port", type=PORT, default=DEFAULT_PORT, show_default=True, help="0 picks one.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--network", type=click.Choice(NETWORKS), default="dev", show_default=True)
 @click.option("--peer", "peers", multiple=True, help="URL of a peer node (repeatable).")

@@ -15,17 +15,20 @@ calls); frozen, a full collection scans only what came after, 2-15 ms.
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable
 from types import FrameType
 
 import waitress
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
+from modelchain.chain.errors import ModelchainError
 from modelchain.market.config import NodeConfig
 from modelchain.market.node import MarketNode
 from modelchain.web import create_app
@@ -38,11 +41,19 @@ class _Stop(Exception):
 
 
 def serve(config: NodeConfig, ready: Callable[[MarketNode, str], None] | None = None) -> None:
-    """Start everything and serve until SIGTERM or SIGINT; then stop cleanly."""
+    """Start everything and serve until SIGTERM or SIGINT; then stop cleanly.
+
+    Raises NodeCannotListen, before the data directory is touched, when the address
+    cannot be listened on (a port another process holds, a host not of this machine).
+    """
+    check_can_listen(config.host, config.port)
     node = MarketNode(config)
     try:
         node.start()
-        server = build_server(node)
+        try:
+            server = build_server(node)
+        except OSError as exc:  # taken since the check
+            raise _cannot_listen(config.host, config.port, exc) from None
         port = server.effective_port  # type: ignore[union-attr]
         url = f"http://{config.host}:{port}"
         info = {"url": url, "pid": os.getpid(), "port": port, "account": node.account}
@@ -63,6 +74,29 @@ def serve(config: NodeConfig, ready: Callable[[MarketNode, str], None] | None = 
             server.close()
     finally:
         node.close()
+
+
+class NodeCannotListen(ModelchainError):
+    code = "node-cannot-listen"
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Raise NodeCannotListen unless a socket can be bound to host:port now."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress does
+            probe.bind(address)
+    except OSError as exc:
+        raise _cannot_listen(host, port, exc) from None
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> NodeCannotListen:
+    hint = " (another node? stop it or pass --port)" if exc.errno == errno.EADDRINUSE else ""
+    return NodeCannotListen(
+        f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}", host=host, port=port
+    )
 
 
 def build_server(node: MarketNode) -> BaseWSGIServer | MultiSocketServer:

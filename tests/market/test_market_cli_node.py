@@ -30,3 +30,16 @@ def test_a_receipt_sync_out_of_range_is_a_usage_error(tmp_path: Path, value: str
     assert code == 2
     assert "--receipt-sync-ms" in output
     assert served == []
+
+
+@pytest.mark.parametrize("value", ["-1", "65536", "http"])
+@pytest.mark.parametrize("command", [["up"], ["node", "start"]])
+def test_a_port_out_of_range_is_a_usage_error(
+    tmp_path: Path, command: list[str], value: str
+) -> None:
+    code, output, served = run_with_fake_server(
+        "--home", str(tmp_path), *command, "--data", str(tmp_path / "node"), "--port", value
+    )
+    assert code == 2
+    assert "--port" in output
+    assert served == []
