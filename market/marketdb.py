@@ -78,6 +78,12 @@ class MarketStoreError(ModelchainError):
     http_status = 503
 
 
+class MarketDataInUse(MarketStoreError):
+    """Another node process holds the data directory."""
+
+    code = "node-data-in-use"
+
+
 class ReceiptRow(NamedTuple):
     """A signed receipt as filed: its id, when, what paid for it, its canonical JSON.
 
@@ -711,7 +717,7 @@ def _lock_directory(directory: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         os.close(fd)
-        raise MarketStoreError(
+        raise MarketDataInUse(
             f"{directory} is in use by another modelchain node process ({exc.strerror})"
         ) from exc
     return fd

@@ -453,8 +453,9 @@ def test_a_new_segment_that_cannot_be_made_leaves_every_receipt_kept(
 
 def test_a_second_process_cannot_open_a_log_in_use(open_db: Callable[..., MarketDB]) -> None:
     db = open_db()
-    with pytest.raises(MarketStoreError, match="in use by another modelchain node"):
+    with pytest.raises(MarketStoreError, match="in use by another modelchain node") as err:
         open_db()  # a second node on the same data directory would delete this one's log
+    assert err.value.code == "node-data-in-use"
     db.close()
     open_db().write([receipt_row(0)])
 
