@@ -106,6 +106,12 @@ class CliError(click.ClickException):
             click.echo(f"Error [{self.error_code}]: {self.message}", err=True)
 
 
+class CliUsageError(CliError):
+    """Bad usage under --json: the JSON error body, exit 2."""
+
+    exit_code = 2
+
+
 class Group(click.Group):
     """Turns our typed errors into exit code 1 with their code."""
 
@@ -115,6 +121,10 @@ class Group(click.Group):
         except ModelchainError as exc:
             obj = ctx.find_object(CliContext)
             raise CliError(exc.code, exc.message, bool(obj and obj.as_json)) from exc
+        except click.UsageError as exc:  # with --json, a JSON body as every other error
+            if not ctx.params.get("as_json"):  # parsed before any command runs
+                raise
+            raise CliUsageError("cli-usage", exc.format_message(), True) from exc
 
 
 def progress(message: str) -> None:

@@ -3,6 +3,7 @@ config; a value out of its range is a usage error that starts nothing."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -42,4 +43,23 @@ def test_a_port_out_of_range_is_a_usage_error(
     )
     assert code == 2
     assert "--port" in output
+    assert served == []
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["nosuch"], "No such command 'nosuch'"),
+        (["channel", "show", "zz"], "'zz' is not a channel id"),
+        (["node", "start", "--data", "d", "--port", "65536"], "--port"),
+    ],
+)
+def test_with_json_bad_usage_is_a_json_error_and_exit_2(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    code, output, served = run_with_fake_server("--home", str(tmp_path), "--json", *args)
+    assert code == 2
+    error = json.loads(output)["error"]
+    assert error["code"] == "cli-usage"
+    assert said in error["message"]
     assert served == []
