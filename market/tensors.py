@@ -351,8 +351,8 @@ def _reshape(name: str, parsed: np.ndarray, shape: tuple[int, ...]) -> np.ndarra
     if parsed.shape == shape:
         return parsed
     raise InferBadShape(
-        f"input {name!r}: data holds {parsed.size} values in shape {list(parsed.shape)}, "
-        f"the shape says {list(shape)} ({math.prod(shape)} values)"
+        f"input {name!r}: shape {list(shape)} needs {math.prod(shape)} values, flat or "
+        f"nested to that shape; data has {parsed.size} nested as {list(parsed.shape)}"
     )
 
 
