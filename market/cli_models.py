@@ -213,6 +213,18 @@ def describe_event(event: dict[str, Any]) -> str:
         what = f"{data['name']} {data['from'][:12]} -> {data['to'][:12]}"
     elif kind == "usage-paid":
         what = f"{data['payer'][:12]} paid {data['amount']} for {data['model']}@{data['version']}"
+    elif kind == "channel-opened":
+        what = (
+            f"{data['payer'][:12]} opened {data['channel'][:12]} for "
+            f"{data['model']}@{data['version']}, deposit {data['deposit']} until {data['expiry']}"
+        )
+    elif kind == "channel-topped-up":
+        what = (
+            f"{data['payer'][:12]} added {data['added']} to {data['channel'][:12]}, "
+            f"deposit {data['deposit']} until {data['expiry']}"
+        )
+    elif kind == "channel-refunded":
+        what = f"{data['payer'][:12]} took back {data['refunded']} from {data['channel'][:12]}"
     elif kind == "channel-claimed":
         what = f"{data['node'][:12]} claimed {data['paid']} on {data['channel'][:12]}"
     elif kind == "transfer":

@@ -22,6 +22,7 @@ from factories import key_for, wait_until
 from node_process import START_SECONDS, NodeProcess
 
 from modelchain.market.cli import cli
+from modelchain.market.cli_models import describe_event
 from modelchain.market.config import dev_wallet
 from modelchain.market.demo import build_affine_model, load_demo_spec
 
@@ -235,3 +236,30 @@ def test_up_registers_the_demo_model_once_across_restarts(tmp_path: Path) -> Non
         raise
     finally:
         again.stop()
+
+
+A, B, C = "a" * 64, "b" * 64, "c" * 64
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "said"),
+    [
+        ("channel-opened", {"channel": C, "payer": A, "node": B, "model": "m", "version": "1",
+                            "sha256": "0" * 64, "deposit": 500, "expiry": 90},
+         "aaaaaaaaaaaa opened cccccccccccc for m@1, deposit 500 until 90"),
+        ("channel-topped-up", {"channel": C, "payer": A, "added": 7, "deposit": 507,
+                               "old_expiry": 90, "expiry": 120},
+         "aaaaaaaaaaaa added 7 to cccccccccccc, deposit 507 until 120"),
+        ("channel-refunded", {"channel": C, "payer": A, "node": B, "refunded": 300,
+                              "claimed": 200, "deposit": 500},
+         "aaaaaaaaaaaa took back 300 from cccccccccccc"),
+    ],
+)  # fmt: skip
+def test_channel_events_read_as_sentences_not_raw_json(
+    kind: str, data: dict[str, Any], said: str
+) -> None:
+    event = {"id": 3, "height": 12, "confirmations": 2, "contract": "channel", "type": kind,
+             "data": data, "txid": "d" * 64}  # fmt: skip
+    line = describe_event(event)
+    assert said in line
+    assert "{" not in line
