@@ -57,10 +57,18 @@ def request_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def pending_nonce(node_process: NodeProcess) -> Callable[[], int]:
-    """The dev wallet's next nonce: unchanged when the CLI signed and sent nothing."""
+def unsigned(run: Callable[..., Result], node_process: NodeProcess) -> Callable[..., Result]:
+    """Runs the CLI and checks it signed and sent nothing: the dev wallet's next nonce
+    is unchanged."""
     client = NodeClient(node_process.url)
-    return lambda: client.account(DEV.account)["pending_nonce"]
+
+    def invoke(*args: str) -> Result:
+        before = client.account(DEV.account)["pending_nonce"]
+        result = run(*args)
+        assert client.account(DEV.account)["pending_nonce"] == before, result.output
+        return result
+
+    return invoke
 
 
 def open_channel(run: Callable[..., Result], blocks: int = 50) -> str:
@@ -83,48 +91,30 @@ def open_channel(run: Callable[..., Result], blocks: int = 50) -> str:
     ],
 )
 def test_a_channel_the_contract_would_refuse_is_refused_before_signing(
-    run: Callable[..., Result],
-    models: None,
-    pending_nonce: Callable[[], int],
-    ref: str,
-    code: str,
+    unsigned: Callable[..., Result], models: None, ref: str, code: str
 ) -> None:
-    before = pending_nonce()
-    result = run("channel", "open", ref, "--deposit", "1000", "--blocks", "50")
+    result = unsigned("channel", "open", ref, "--deposit", "1000", "--blocks", "50")
     assert result.exit_code == 1
     assert f"Error [{code}]" in result.stderr
-    assert pending_nonce() == before
 
 
 def test_a_channel_too_short_for_the_nodes_margin_is_a_usage_error(
-    run: Callable[..., Result],
-    models: None,
-    node_process: NodeProcess,
-    pending_nonce: Callable[[], int],
+    unsigned: Callable[..., Result], models: None, node_process: NodeProcess
 ) -> None:
     margin = NodeClient(node_process.url).chain_info()["channel_margin_blocks"]
-    before = pending_nonce()
-    result = run(
-        "channel", "open", "pay-priced@1", "--deposit", "1000", "--blocks", str(margin + 1)
-    )
+    too_short = str(margin + 1)
+    result = unsigned("channel", "open", "pay-priced@1", "--deposit", "9", "--blocks", too_short)
     assert result.exit_code == 2
     assert "--blocks" in result.output and f"at least {margin + 2}" in result.output
-    assert pending_nonce() == before
 
 
 @pytest.mark.parametrize("ref", ["pay-priced@", "@1", ""])
 def test_an_empty_name_or_version_is_a_usage_error_and_pays_nothing(
-    run: Callable[..., Result],
-    models: None,
-    pending_nonce: Callable[[], int],
-    request_file: Path,
-    ref: str,
+    unsigned: Callable[..., Result], models: None, request_file: Path, ref: str
 ) -> None:
-    before = pending_nonce()
-    result = run("infer", ref, "--input", str(request_file))
+    result = unsigned("infer", ref, "--input", str(request_file))
     assert result.exit_code == 2
     assert "NAME or NAME@VERSION" in result.output
-    assert pending_nonce() == before
 
 
 @pytest.mark.parametrize(
@@ -148,19 +138,14 @@ def test_an_empty_name_or_version_is_a_usage_error_and_pays_nothing(
     ids=["infer-channel", "channel-show", "open-node-account", "verify-node-account"],
 )
 def test_a_malformed_channel_id_or_account_is_a_usage_error(
-    run: Callable[..., Result],
-    pending_nonce: Callable[[], int],
-    request_file: Path,
-    args: list[str],
+    unsigned: Callable[..., Result], request_file: Path, args: list[str]
 ) -> None:
     args = [str(request_file) if arg == "{file}" else arg for arg in args]
     if args[0] == "infer":
         args += ["--input", str(request_file)]
-    before = pending_nonce()
-    result = run(*args)
+    result = unsigned(*args)
     assert result.exit_code == 2
     assert "not a channel id" in result.output or "not an account" in result.output
-    assert pending_nonce() == before
 
 
 # --- channels opened here -------------------------------------------------------------------
@@ -168,8 +153,8 @@ def test_a_malformed_channel_id_or_account_is_a_usage_error(
 
 def test_a_channel_opened_here_pays_from_zero_and_its_refund_waits_for_expiry(
     run: Callable[..., Result],
+    unsigned: Callable[..., Result],
     models: None,
-    pending_nonce: Callable[[], int],
     request_file: Path,
 ) -> None:
     channel = open_channel(run)
@@ -180,11 +165,9 @@ def test_a_channel_opened_here_pays_from_zero_and_its_refund_waits_for_expiry(
     for field in ("model sha256", "input hash", "output hash", "sig"):
         assert field in paid.stdout  # the receipt, not only its id
 
-    before = pending_nonce()
-    early = run("channel", "refund", channel)
+    early = unsigned("channel", "refund", channel)
     assert early.exit_code == 1
     assert "Error [channel-not-expired]" in early.stderr
-    assert pending_nonce() == before
 
 
 def test_waiting_on_a_tx_that_failed_on_chain_names_its_failure(
@@ -206,7 +189,7 @@ def test_waiting_on_a_tx_that_failed_on_chain_names_its_failure(
 # --- printing a request ---------------------------------------------------------------------
 
 
-def test_print_request_for_a_free_model_prints_the_bare_request_and_runs_nothing(
+def test_print_request_for_a_free_model_prints_the_request_not_an_answer(
     run: Callable[..., Result],
     models: None,
     request_file: Path,
