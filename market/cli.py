@@ -93,15 +93,18 @@ class CliContext:
 class CliError(click.ClickException):
     """A failed operation: shows its code and message, exits 1 (JSON body with --json)."""
 
-    def __init__(self, code: str, message: str, as_json: bool) -> None:
+    def __init__(
+        self, code: str, message: str, as_json: bool, detail: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.error_code = code
         self.as_json = as_json
+        self.detail = detail or {}
 
     def show(self, file: Any = None) -> None:
-        if self.as_json:
-            body = {"error": {"code": self.error_code, "message": self.message}}
-            click.echo(json.dumps(body), file=file or sys.stdout)
+        if self.as_json:  # the shape of the node's error bodies: code, message, detail
+            body = {"error": {**self.detail, "code": self.error_code, "message": self.message}}
+            click.echo(json.dumps(body, default=str), file=file or sys.stdout)
         else:
             click.echo(f"Error [{self.error_code}]: {self.message}", err=True)
 
@@ -120,7 +123,7 @@ class Group(click.Group):
             return super().invoke(ctx)
         except ModelchainError as exc:
             obj = ctx.find_object(CliContext)
-            raise CliError(exc.code, exc.message, bool(obj and obj.as_json)) from exc
+            raise CliError(exc.code, exc.message, bool(obj and obj.as_json), exc.detail) from exc
         except click.UsageError as exc:  # with --json, a JSON body as every other error
             if not ctx.params.get("as_json"):  # parsed before any command runs
                 raise

@@ -18,7 +18,7 @@ import click
 
 from modelchain.chain.keys import is_account
 from modelchain.contracts.channel import CHANNEL
-from modelchain.contracts.grammar import is_hash_hex
+from modelchain.contracts.grammar import is_hash_hex, is_model_name, is_version
 from modelchain.contracts.usage_fee import USAGE_FEE
 from modelchain.contracts.voucher import sign_voucher
 from modelchain.market.cli import CliContext, CliError, _wait, cli, pass_ctx, progress
@@ -31,11 +31,14 @@ AMOUNT = click.IntRange(1, 2**53 - 1)
 
 
 def _split_ref(ref: str) -> tuple[str, str | None]:
-    """NAME or NAME@VERSION; a usage error for an empty name or an empty version."""
+    """NAME or NAME@VERSION, each as the registry spells them (so they go into a URL as they
+    are); a usage error otherwise."""
     name, at, version = ref.partition("@")
-    if not name or (at and not version):
+    if not is_model_name(name) or (at and not is_version(version)):
         raise click.BadParameter(
-            f"{ref!r}: give NAME or NAME@VERSION (neither may be empty)", param_hint="NAME"
+            f"{ref!r}: give NAME or NAME@VERSION, a registered model's name (lowercase "
+            "letters, digits, '-') and version (letters, digits, '.', '_', '-')",
+            param_hint="NAME",
         )
     return name, version or None
 
@@ -363,9 +366,7 @@ def channel_open(
     client = obj.client()
     info = client.chain_info()
     # what the contract would refuse (fee taken) or the node never take: refused here first
-    terms = client.get(f"/api/v1/models/{name}/versions/{version}")
-    if terms["deprecated"]:
-        raise CliError("channel-deprecated-version", f"{ref} is deprecated", obj.as_json)
+    terms = _live_version(obj, client, name, version)
     if terms["price"] == 0:
         raise CliError(
             "channel-free-version", f"{ref} is free: there is nothing to pay", obj.as_json
@@ -385,7 +386,10 @@ def channel_open(
         "expiry": info["height"] + blocks,
     }
     tx = client.call(obj.key(), CHANNEL, "open", args, fee=fee)
-    save_signed_amount(obj, tx.txid, 0)  # nothing signed on it yet
+    try:
+        save_signed_amount(obj, tx.txid, 0)  # nothing signed on it yet
+    except OSError as exc:  # the channel is open all the same: its id must still be shown
+        progress(f"could not record channel {tx.txid} in {_channels_path(obj)}: {exc}")
     progress(f"channel {tx.txid} sent: open until height {args['expiry']} once mined")
     result: dict[str, Any] = {"channel": tx.txid, "txid": tx.txid, **args}
     if wait_for:
@@ -405,6 +409,24 @@ def _open_channel(
     if onchain["closed"]:
         raise CliError("channel-closed", f"channel {channel_id} is closed", obj.as_json)
     return status, onchain
+
+
+def _require_payer(obj: CliContext, onchain: dict[str, Any], account: str, what: str) -> None:
+    if onchain["payer"] != account:
+        raise CliError(
+            "channel-not-payer",
+            f"only the payer {onchain['payer'][:16]} may {what}, not {account[:16]}",
+            obj.as_json,
+        )
+
+
+def _live_version(obj: CliContext, client: NodeClient, name: str, version: str) -> dict[str, Any]:
+    """The version's catalog entry; a CliError if it is deprecated (no channel opens or
+    grows on it)."""
+    terms: dict[str, Any] = client.get(f"/api/v1/models/{name}/versions/{version}")
+    if terms["deprecated"]:
+        raise CliError("channel-deprecated-version", f"{name}@{version} is deprecated", obj.as_json)
+    return terms
 
 
 @channel.command("topup")
@@ -427,12 +449,30 @@ def channel_topup(
     Example: modelchain channel topup 3f2a... --deposit 50000 --blocks 500
     """
     client = obj.client()
+    key = obj.key()
     status, onchain = _open_channel(obj, client, channel_id)
+    _require_payer(obj, onchain, key.account, "top up")
     expiry = onchain["expiry"]
     if blocks is not None:
         expiry = max(expiry, status["height"] + blocks)
+    if deposit == 0 and expiry == onchain["expiry"]:
+        raise CliError(
+            "channel-topup-noop",
+            f"a top-up must add a deposit (--deposit) or move the expiry ({expiry}) later "
+            "(--blocks)",
+            obj.as_json,
+        )
+    next_block = status["height"] + 1
+    if expiry <= next_block:
+        raise CliError(
+            "channel-expiry-passed",
+            f"expiry {expiry} is not after the next block ({next_block}): give --blocks of "
+            "at least 2",
+            obj.as_json,
+        )
+    _live_version(obj, client, onchain["model"], onchain["version"])
     args = {"channel": channel_id, "deposit": deposit, "expiry": expiry}
-    tx = client.call(obj.key(), CHANNEL, "topup", args, fee=fee)
+    tx = client.call(key, CHANNEL, "topup", args, fee=fee)
     result: dict[str, Any] = {"txid": tx.txid, **args}
     if wait_for:
         _wait(obj, tx.txid, wait_for)
@@ -479,12 +519,7 @@ def channel_refund(obj: CliContext, channel_id: str, fee: int | None, wait_for: 
     client = obj.client()
     key = obj.key()
     status, onchain = _open_channel(obj, client, channel_id)
-    if onchain["payer"] != key.account:
-        raise CliError(
-            "channel-not-payer",
-            f"only the payer {onchain['payer'][:16]} may take the refund, not {key.account[:16]}",
-            obj.as_json,
-        )
+    _require_payer(obj, onchain, key.account, "take the refund")
     if status["height"] + 1 <= onchain["expiry"]:
         raise CliError(
             "channel-not-expired",

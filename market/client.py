@@ -211,7 +211,7 @@ class NodeClient:
             outcome = detail.get("receipt") or {}
             if outcome.get("status") == STATUS_FAILED:
                 raise NodeError(
-                    f"tx {txid[:16]} failed in block {outcome['height']}: "
+                    f"tx {txid} failed in block {outcome['height']}: "
                     f"{outcome['message']} ({outcome['code']}); its fee {outcome['fee']} "
                     "was taken, nothing else changed",
                     "tx-failed",

@@ -717,6 +717,8 @@ def _lock_directory(directory: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # no locks here (ENOLCK, ...)
+            raise MarketStoreError(f"cannot lock {directory}: {exc.strerror}") from exc
         raise MarketDataInUse(
             f"{directory} is in use by another modelchain node process ({exc.strerror})"
         ) from exc

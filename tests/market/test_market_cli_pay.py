@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from factories import key_for
 from node_process import NodeProcess
 from test_market_cli_models import model_file, node_process, output_json, run  # noqa: F401
 
+from modelchain.chain.keys import KeyPair
 from modelchain.contracts.channel import CHANNEL
 from modelchain.market.cli import cli
 from modelchain.market.client import NodeClient, NodeError
@@ -108,13 +110,16 @@ def test_a_channel_too_short_for_the_nodes_margin_is_a_usage_error(
     assert "--blocks" in result.output and f"at least {margin + 2}" in result.output
 
 
-@pytest.mark.parametrize("ref", ["pay-priced@", "@1", ""])
-def test_an_empty_name_or_version_is_a_usage_error_and_pays_nothing(
+@pytest.mark.parametrize(
+    "ref", ["pay-priced@", "@1", "", "pay-priced?x@1", "pay-priced@1?x", "my model@1", "Pay@1"]
+)
+def test_a_name_or_version_the_registry_cannot_hold_is_a_usage_error_and_pays_nothing(
     unsigned: Callable[..., Result], models: None, request_file: Path, ref: str
 ) -> None:
     result = unsigned("infer", ref, "--input", str(request_file))
     assert result.exit_code == 2
     assert "NAME or NAME@VERSION" in result.output
+    assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize(
@@ -151,7 +156,7 @@ def test_a_malformed_channel_id_or_account_is_a_usage_error(
 # --- channels opened here -------------------------------------------------------------------
 
 
-def test_a_channel_opened_here_pays_from_zero_and_its_refund_waits_for_expiry(
+def test_a_channel_opened_here_pays_from_zero_and_refuses_an_early_refund(
     run: Callable[..., Result],
     unsigned: Callable[..., Result],
     models: None,
@@ -183,6 +188,7 @@ def test_waiting_on_a_tx_that_failed_on_chain_names_its_failure(
     assert err.value.code == "tx-failed"
     assert err.value.detail["tx_code"] == "channel-not-expired"
     assert err.value.detail["fee"] == tx.fee
+    assert f"tx {tx.txid} failed" in err.value.message
     assert f"its fee {tx.fee} was taken" in err.value.message
 
 
@@ -209,3 +215,73 @@ def test_print_request_without_a_version_pays_the_version_the_node_would_run(
     assert result.exit_code == 0, result.output
     tx = json.loads(result.stdout)["parameters"]["payment"]["tx"]
     assert (tx["method"], tx["args"]["version"], tx["args"]["amount"]) == ("pay", "1", PRICE)
+
+
+# --- top-ups and refunds: the contract's rules, checked before signing -------------------------
+
+
+def mined(
+    client: NodeClient, key: KeyPair, contract: str, method: str, args: dict[str, Any]
+) -> str:
+    """Sign and send a call as `key` (not through the CLI's checks); its txid once mined ok."""
+    tx = client.call(key, contract, method, args)
+    client.wait_for_confirmations(tx.txid, 1, timeout=60)
+    return tx.txid
+
+
+def test_a_topup_that_changes_nothing_is_refused_before_signing(
+    run: Callable[..., Result], unsigned: Callable[..., Result], models: None
+) -> None:
+    channel = open_channel(run)
+    result = unsigned("channel", "topup", channel)  # --deposit 0, expiry unchanged
+    assert result.exit_code == 1
+    assert "Error [channel-topup-noop]" in result.stderr
+
+
+def test_only_the_payer_may_top_up_or_refund_and_the_cli_says_so_first(
+    unsigned: Callable[..., Result], models: None, node_process: NodeProcess
+) -> None:
+    client = NodeClient(node_process.url)
+    other = key_for("cli-pay-other-payer")
+    mined(client, DEV, "coin", "transfer", {"to": other.account, "amount": 10_000})
+    height = client.chain_info()["height"]
+    opening = {"model": "pay-priced", "version": "1", "node": client.chain_info()["node_account"],
+               "deposit": 1_000, "expiry": height + 50}  # fmt: skip
+    channel = mined(client, other, CHANNEL, "open", opening)
+    for args in (["topup", channel, "--deposit", "5"], ["refund", channel]):
+        result = unsigned("channel", *args)
+        assert result.exit_code == 1
+        assert "Error [channel-not-payer]" in result.stderr
+
+
+def test_a_topup_whose_expiry_is_not_after_the_next_block_is_refused_before_signing(
+    unsigned: Callable[..., Result], models: None, node_process: NodeProcess
+) -> None:
+    client = NodeClient(node_process.url)
+    height = client.chain_info()["height"]
+    opening = {"model": "pay-priced", "version": "1", "node": client.chain_info()["node_account"],
+               "deposit": 1_000, "expiry": height + 2}  # fmt: skip
+    channel = mined(client, DEV, CHANNEL, "open", opening)
+    while client.chain_info()["height"] + 1 <= opening["expiry"]:  # each wait mines a block
+        mined(client, DEV, "coin", "transfer", {"to": DEV.account, "amount": 1})
+    for args in (["--deposit", "5"], ["--blocks", "1"]):
+        result = unsigned("channel", "topup", channel, *args)
+        assert result.exit_code == 1
+        assert "Error [channel-expiry-passed]" in result.stderr
+
+
+def test_no_channel_opens_or_grows_on_a_deprecated_version(
+    run: Callable[..., Result],
+    unsigned: Callable[..., Result],
+    node_process: NodeProcess,
+    tmp_path: Path,
+) -> None:
+    upload(run, tmp_path, "pay-old", PRICE)
+    opening = ["channel", "open", "pay-old@1", "--deposit", "400", "--blocks", "50"]
+    channel = output_json(run("--json", *opening, "--wait", "1"))["channel"]
+    deprecation = {"name": "pay-old", "version": "1"}
+    mined(NodeClient(node_process.url), DEV, "registry", "deprecate", deprecation)
+    for args in (opening, ["channel", "topup", channel, "--deposit", "5"]):
+        result = unsigned(*args)
+        assert result.exit_code == 1
+        assert "Error [channel-deprecated-version]: pay-old@1 is deprecated" in result.stderr

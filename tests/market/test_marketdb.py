@@ -460,6 +460,18 @@ def test_a_second_process_cannot_open_a_log_in_use(open_db: Callable[..., Market
     open_db().write([receipt_row(0)])
 
 
+def test_a_directory_that_cannot_be_locked_is_a_store_failure_not_in_use(
+    open_db: Callable[..., MarketDB], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(marketdb.fcntl, "flock", no_locks)
+    with pytest.raises(MarketStoreError, match="cannot lock") as err:
+        open_db()
+    assert err.value.code == "market-store-failed"
+
+
 def test_with_sync_ms_0_a_write_whose_fsync_times_out_is_withdrawn_and_never_filed(
     open_db: Callable[..., MarketDB], monkeypatch: pytest.MonkeyPatch
 ) -> None:
