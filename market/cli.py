@@ -22,6 +22,7 @@ from modelchain.chain.errors import KeystoreNotFound, ModelchainError
 from modelchain.chain.keys import KeyPair, is_account
 from modelchain.chain.keystore import Wallets, encrypt_key, load_keystore, save_keystore
 from modelchain.chain.peers import MAX_PEERS, PeerBadUrl, normalize_peer_url
+from modelchain.contracts.grammar import is_model_name, is_version
 from modelchain.market.client import NodeClient, NodeError
 from modelchain.market.config import NETWORKS, NodeConfig, dev_wallet
 from modelchain.market.marketdb import DEFAULT_SYNC_MS
@@ -135,6 +136,19 @@ def progress(message: str) -> None:
 
 
 pass_ctx = click.make_pass_decorator(CliContext, ensure=True)
+
+
+def split_ref(ref: str) -> tuple[str, str | None]:
+    """NAME or NAME@VERSION, each as the registry spells them (so they go into a URL as they
+    are); a usage error otherwise."""
+    name, at, version = ref.partition("@")
+    if not is_model_name(name) or (at and not is_version(version)):
+        raise click.BadParameter(
+            f"{ref!r}: give NAME or NAME@VERSION, a registered model's name (lowercase "
+            "letters, digits, '-') and version (letters, digits, '.', '_', '-')",
+            param_hint="NAME",
+        )
+    return name, version or None
 
 
 @click.group(cls=Group)

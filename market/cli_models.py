@@ -26,6 +26,7 @@ from modelchain.market.cli import (
     cli,
     pass_ctx,
     progress,
+    split_ref,
 )
 from modelchain.market.client import NodeClient, sign_call
 from modelchain.market.upload import default_split, registration_args
@@ -404,7 +405,7 @@ def model_show(obj: CliContext, ref: str) -> None:
 
     Example: modelchain model show demo-celsius-to-fahrenheit@1.0.0
     """
-    name, _, version = ref.partition("@")
+    name, version = split_ref(ref)
     if version:
         detail = obj.client().get(f"/api/v1/models/{name}/versions/{version}")
         obj.output(detail, _describe_version)
@@ -432,6 +433,8 @@ def audit_model(obj: CliContext, name: str, limit: int) -> None:
 
     Example: modelchain audit model demo-celsius-to-fahrenheit --limit 5
     """
+    if split_ref(name) != (name, None):
+        raise click.BadParameter(f"{name!r}: give a model's NAME", param_hint="NAME")
     history = obj.client().get(f"/api/v1/audit/models/{name}?limit={limit}")
 
     def human(h: dict[str, Any]) -> str:

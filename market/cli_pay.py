@@ -18,29 +18,24 @@ import click
 
 from modelchain.chain.keys import is_account
 from modelchain.contracts.channel import CHANNEL
-from modelchain.contracts.grammar import is_hash_hex, is_model_name, is_version
+from modelchain.contracts.grammar import is_hash_hex
 from modelchain.contracts.usage_fee import USAGE_FEE
 from modelchain.contracts.voucher import sign_voucher
-from modelchain.market.cli import CliContext, CliError, _wait, cli, pass_ctx, progress
+from modelchain.market.cli import (
+    CliContext,
+    CliError,
+    _wait,
+    cli,
+    pass_ctx,
+    progress,
+    split_ref,
+)
 from modelchain.market.client import NodeClient, NodeError, sign_call
 from modelchain.market.receipts import receipt_problem
 
 CHANNELS_FILE = "channels.json"
 """In the CLI home: the last cumulative amount signed per channel."""
 AMOUNT = click.IntRange(1, 2**53 - 1)
-
-
-def _split_ref(ref: str) -> tuple[str, str | None]:
-    """NAME or NAME@VERSION, each as the registry spells them (so they go into a URL as they
-    are); a usage error otherwise."""
-    name, at, version = ref.partition("@")
-    if not is_model_name(name) or (at and not is_version(version)):
-        raise click.BadParameter(
-            f"{ref!r}: give NAME or NAME@VERSION, a registered model's name (lowercase "
-            "letters, digits, '-') and version (letters, digits, '.', '_', '-')",
-            param_hint="NAME",
-        )
-    return name, version or None
 
 
 def _check_channel_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -185,7 +180,7 @@ def infer(
 
     Example: modelchain infer summer@1 --input request.json --channel 3f2a...
     """
-    name, version = _split_ref(ref)
+    name, version = split_ref(ref)
     body = _load_json_file(input_file, "request", obj.as_json)
     if not isinstance(body, dict):
         raise CliError("cli-bad-file", f"{input_file} is not an OIP request object", obj.as_json)
@@ -360,7 +355,7 @@ def channel_open(
 
     Example: modelchain channel open summer@1 --deposit 100000 --blocks 500 --wait 1
     """
-    name, version = _split_ref(ref)
+    name, version = split_ref(ref)
     if version is None:
         raise click.UsageError("give the version: a channel is for one NAME@VERSION")
     client = obj.client()

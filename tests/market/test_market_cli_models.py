@@ -263,3 +263,22 @@ def test_channel_events_read_as_sentences_not_raw_json(
     line = describe_event(event)
     assert said in line
     assert "{" not in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["model", "show", "demo?x@1.0.0"],
+        ["model", "show", "demo@1.0.0?x"],
+        ["model", "show", "Demo"],
+        ["audit", "model", "demo?x"],
+        ["audit", "model", "demo@1.0.0"],
+    ],
+)
+def test_a_name_the_registry_cannot_hold_is_a_usage_error_before_any_request(
+    args: list[str],
+) -> None:
+    result = CliRunner().invoke(cli, ["--node", "http://127.0.0.1:1", *args])  # nothing there
+    assert result.exit_code == 2, result.output
+    assert "NAME" in result.output
+    assert "Traceback" not in result.output
