@@ -119,6 +119,15 @@ class CliUsageError(CliError):
 class Group(click.Group):
     """Turns our typed errors into exit code 1 with their code."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # the parser consumes `args`
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:  # the global options themselves: --json not parsed yet
+            if "--json" not in given:
+                raise
+            raise CliUsageError("cli-usage", exc.format_message(), True) from exc
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

@@ -50,6 +50,7 @@ def test_a_port_out_of_range_is_a_usage_error(
     ("args", "said"),
     [
         (["nosuch"], "No such command 'nosuch'"),
+        (["--bogus", "chain", "info"], "No such option '--bogus'"),
         (["channel", "show", "zz"], "'zz' is not a channel id"),
         (["node", "start", "--data", "d", "--port", "65536"], "--port"),
     ],
