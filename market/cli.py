@@ -74,14 +74,22 @@ class CliContext:
         name = name or self.wallet
         if name == DEV_WALLET_NAME and not self.wallets.path(name).exists():
             return dev_wallet()
+        path = self.wallets.path(name)
+        if not path.exists():  # before asking for a passphrase it could not use
+            raise KeystoreNotFound(f"no keystore at {path} (modelchain wallet list)")
         passphrase = os.environ.get(PASSPHRASE_ENV)
         if passphrase is None:
             if name == DEV_WALLET_NAME:
                 passphrase = DEV_WALLET_PASSPHRASE
             else:
-                passphrase = click.prompt(
-                    f"Passphrase for wallet {name!r}", hide_input=True, err=True
-                )
+                try:
+                    passphrase = click.prompt(
+                        f"Passphrase for wallet {name!r}", hide_input=True, err=True
+                    )
+                except click.Abort:  # no terminal to type it on (EOF), or ^C
+                    raise WalletPassphraseMissing(
+                        f"wallet {name!r} needs its passphrase: type it, or set {PASSPHRASE_ENV}"
+                    ) from None
         return self.wallets.load(name, passphrase)
 
     def output(self, data: Any, human: str | Callable[[Any], str]) -> None:
@@ -108,6 +116,10 @@ class CliError(click.ClickException):
             click.echo(json.dumps(body, default=str), file=file or sys.stdout)
         else:
             click.echo(f"Error [{self.error_code}]: {self.message}", err=True)
+
+
+class WalletPassphraseMissing(ModelchainError):
+    code = "wallet-passphrase-missing"
 
 
 class CliUsageError(CliError):
@@ -400,7 +412,13 @@ def _describe_tx(detail: dict[str, Any]) -> str:
             f"{detail['confirmations']} confirmations"
         )
         receipt = detail.get("receipt") or {}
-        lines.append(f"receipt: {receipt.get('status')} {receipt.get('code') or ''}".rstrip())
+        if receipt.get("status") == "failed":
+            lines.append(
+                f"receipt: failed {receipt.get('code')}: {receipt.get('message')} "
+                f"(fee {receipt.get('fee')} taken, nothing else changed)"
+            )
+        else:
+            lines.append(f"receipt: {receipt.get('status')}")
         for event in receipt.get("events", []):
             lines.append(f"  event {event['contract']}.{event['type']} {json.dumps(event['data'])}")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from modelchain.chain.errors import ModelchainError
 from modelchain.chain.keys import is_account
 from modelchain.contracts.channel import CHANNEL
 from modelchain.contracts.grammar import is_hash_hex
@@ -181,6 +182,10 @@ def infer(
     Example: modelchain infer summer@1 --input request.json --channel 3f2a...
     """
     name, version = split_ref(ref)
+    if wait_for and channel is not None:
+        raise click.BadParameter(
+            "a voucher is no tx: --wait is for calls paid per call", param_hint="--wait"
+        )
     body = _load_json_file(input_file, "request", obj.as_json)
     if not isinstance(body, dict):
         raise CliError("cli-bad-file", f"{input_file} is not an OIP request object", obj.as_json)
@@ -244,8 +249,19 @@ def infer(
         raise CliError(
             "receipt-invalid", f"the node's receipt does not check: {problem}", obj.as_json
         )
-    if wait_for and channel is None:
-        _wait(obj, expected["txid"], wait_for)
+    if wait_for:
+        try:
+            _wait(obj, expected["txid"], wait_for)
+        except ModelchainError as exc:  # the call is answered and paid: never drop its answer
+            if not obj.as_json:
+                click.echo(_describe_answer(answer))
+            raise CliError(
+                exc.code,
+                f"{exc.message} (the call was answered and paid: "
+                + ("its answer is `answer` here)" if obj.as_json else "its answer is above)"),
+                obj.as_json,
+                {**exc.detail, "answer": answer},
+            ) from exc
     obj.output(answer, _describe_answer)
 
 
@@ -366,12 +382,11 @@ def channel_open(
         raise CliError(
             "channel-free-version", f"{ref} is free: there is nothing to pay", obj.as_json
         )
-    shortest = info["channel_margin_blocks"] + 2
-    if blocks < shortest:
-        raise click.BadParameter(
-            f"{blocks} blocks leave no block to pay in: the node takes vouchers only while "
-            f"height + {info['channel_margin_blocks']} < expiry, so give at least {shortest}",
-            param_hint="--blocks",
+    _check_lifetime(blocks, info["channel_margin_blocks"])
+    if node_account is not None and node_account != info["node_account"]:
+        progress(
+            f"note: the channel pays node {node_account[:16]}, not the one at {client.url} "
+            f"({info['node_account'][:16]}): only that node takes its vouchers"
         )
     args = {
         "model": name,
@@ -406,6 +421,18 @@ def _open_channel(
     return status, onchain
 
 
+def _check_lifetime(blocks: int, margin: int) -> None:
+    """A usage error unless an expiry `blocks` from now leaves a block to pay in: the node
+    takes vouchers only while height + margin < expiry."""
+    shortest = margin + 2
+    if blocks < shortest:
+        raise click.BadParameter(
+            f"{blocks} blocks leave no block to pay in: the node takes vouchers only while "
+            f"height + {margin} < expiry, so give at least {shortest}",
+            param_hint="--blocks",
+        )
+
+
 def _require_payer(obj: CliContext, onchain: dict[str, Any], account: str, what: str) -> None:
     if onchain["payer"] != account:
         raise CliError(
@@ -413,6 +440,27 @@ def _require_payer(obj: CliContext, onchain: dict[str, Any], account: str, what:
             f"only the payer {onchain['payer'][:16]} may {what}, not {account[:16]}",
             obj.as_json,
         )
+
+
+def _require_none_pending(
+    obj: CliContext, client: NodeClient, account: str, channel_id: str
+) -> None:
+    """A CliError while a tx of `account` on the channel waits in the node's mempool: the
+    checks above read the chain without it, and it may make the next one fail (a second
+    refund, a refund behind a top-up)."""
+    pool = client.get("/api/v1/mempool?limit=100")["txs"]
+    for entry in pool:
+        if entry["sender"] != account or entry["contract"] != CHANNEL:
+            continue
+        tx = client.tx(entry["txid"])["tx"]
+        if tx["args"].get("channel") == channel_id:
+            raise CliError(
+                "channel-tx-pending",
+                f"your {entry['method']} of this channel (tx {entry['txid']}) is not mined "
+                "yet: wait for it (modelchain chain tx TXID) and try again",
+                obj.as_json,
+                {"txid": entry["txid"]},
+            )
 
 
 def _live_version(obj: CliContext, client: NodeClient, name: str, version: str) -> dict[str, Any]:
@@ -447,8 +495,10 @@ def channel_topup(
     key = obj.key()
     status, onchain = _open_channel(obj, client, channel_id)
     _require_payer(obj, onchain, key.account, "top up")
+    _require_none_pending(obj, client, key.account, channel_id)
     expiry = onchain["expiry"]
     if blocks is not None:
+        _check_lifetime(blocks, status["margin_blocks"])
         expiry = max(expiry, status["height"] + blocks)
     if deposit == 0 and expiry == onchain["expiry"]:
         raise CliError(
@@ -515,6 +565,7 @@ def channel_refund(obj: CliContext, channel_id: str, fee: int | None, wait_for: 
     key = obj.key()
     status, onchain = _open_channel(obj, client, channel_id)
     _require_payer(obj, onchain, key.account, "take the refund")
+    _require_none_pending(obj, client, key.account, channel_id)
     if status["height"] + 1 <= onchain["expiry"]:
         raise CliError(
             "channel-not-expired",

@@ -73,7 +73,10 @@ class NodeClient:
         payload = data
         if body is not None:
             payload = json.dumps(body).encode("utf-8")
-        request = urllib.request.Request(self.url + path, data=payload, method=method)
+        try:
+            request = urllib.request.Request(self.url + path, data=payload, method=method)
+        except ValueError as exc:
+            raise self._bad_url(exc) from None
         if payload is not None:
             request.add_header("Content-Type", content_type)
         for name, value in (headers or {}).items():
@@ -110,11 +113,20 @@ class NodeClient:
                 raise NodeError(f"HTTP {exc.code} from {self.url}{path}", status=exc.code) from exc
             detail = {k: v for k, v in error.items() if k not in ("code", "message")}
             raise NodeError(message, code, exc.code, **detail) from exc
+        except http.client.InvalidURL as exc:  # the URL, not the node
+            raise self._bad_url(exc) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             # HTTPException: an answer cut off (IncompleteRead) or a garbled status line
             raise NodeError(
                 f"cannot reach the node at {self.url}: {exc}", "node-unreachable"
             ) from exc
+        except ValueError as exc:  # http.client.InvalidURL and kin: the URL, not the node
+            raise self._bad_url(exc) from None
+
+    def _bad_url(self, exc: Exception) -> NodeError:
+        return NodeError(
+            f"{self.url!r} is not a node URL (http://HOST:PORT): {exc}", "node-bad-url"
+        )
 
     def _read(self, response: Any, path: str, started: float) -> bytes:
         """The answer's body, within this client's bounds; raises NodeError."""
@@ -204,10 +216,9 @@ class NodeClient:
         timeout, and `tx-failed` as soon as a block holds it as failed (its call raised:
         the fee and nonce are taken, nothing else changed)."""
         deadline = time.monotonic() + timeout
+        first: int | None = None
         while True:
             detail = self.tx(txid)
-            if progress is not None:
-                progress(detail)
             outcome = detail.get("receipt") or {}
             if outcome.get("status") == STATUS_FAILED:
                 raise NodeError(
@@ -220,13 +231,24 @@ class NodeClient:
                     height=outcome["height"],
                     fee=outcome["fee"],
                 )
-            if detail.get("confirmations", 0) >= confirmations:
+            if progress is not None:
+                progress(detail)
+            count = detail.get("confirmations", 0)
+            first = count if first is None else first
+            if count >= confirmations:
                 return detail
             if time.monotonic() > deadline:
+                stalled = (
+                    "; no block came in that time (a dev node mines only while txs wait)"
+                    if count == first
+                    else ""
+                )
                 raise NodeError(
-                    f"tx {txid[:16]} has {detail.get('confirmations', 0)} of "
-                    f"{confirmations} confirmations after {timeout:.0f} s",
+                    f"tx {txid} has {count} of {confirmations} confirmations after "
+                    f"{timeout:.0f} s{stalled}",
                     "wait-timeout",
+                    txid=txid,
+                    confirmations=count,
                 )
             time.sleep(0.25)
 

@@ -21,9 +21,10 @@ from node_process import NodeProcess
 from test_market_cli_models import model_file, node_process, output_json, run  # noqa: F401
 
 from modelchain.chain.keys import KeyPair
+from modelchain.chain.keystore import Wallets, encrypt_key
 from modelchain.contracts.channel import CHANNEL
-from modelchain.market.cli import cli
-from modelchain.market.client import NodeClient, NodeError
+from modelchain.market.cli import PASSPHRASE_ENV, cli
+from modelchain.market.client import NodeClient, NodeError, sign_call
 from modelchain.market.config import dev_wallet
 
 DEV = dev_wallet()
@@ -190,6 +191,21 @@ def test_waiting_on_a_tx_that_failed_on_chain_names_its_failure(
     assert err.value.detail["fee"] == tx.fee
     assert f"tx {tx.txid} failed" in err.value.message
     assert f"its fee {tx.fee} was taken" in err.value.message
+    shown = run("chain", "tx", tx.txid)
+    assert shown.exit_code == 0, shown.output
+    assert "receipt: failed channel-not-expired: channel expires at" in shown.stdout
+    assert f"(fee {tx.fee} taken, nothing else changed)" in shown.stdout
+
+
+def test_a_wait_that_sees_no_new_block_says_the_dev_node_mines_only_on_work(
+    run: Callable[..., Result], models: None, node_process: NodeProcess
+) -> None:
+    client = NodeClient(node_process.url)
+    txid = mined(client, DEV, "coin", "transfer", {"to": DEV.account, "amount": 1})
+    with pytest.raises(NodeError) as err:
+        client.wait_for_confirmations(txid, 50, timeout=1)
+    assert err.value.code == "wait-timeout"
+    assert "no block came in that time (a dev node mines only while txs wait)" in str(err.value)
 
 
 # --- printing a request ---------------------------------------------------------------------
@@ -264,10 +280,12 @@ def test_a_topup_whose_expiry_is_not_after_the_next_block_is_refused_before_sign
     channel = mined(client, DEV, CHANNEL, "open", opening)
     while client.chain_info()["height"] + 1 <= opening["expiry"]:  # each wait mines a block
         mined(client, DEV, "coin", "transfer", {"to": DEV.account, "amount": 1})
-    for args in (["--deposit", "5"], ["--blocks", "1"]):
-        result = unsigned("channel", "topup", channel, *args)
-        assert result.exit_code == 1
-        assert "Error [channel-expiry-passed]" in result.stderr
+    result = unsigned("channel", "topup", channel, "--deposit", "5")
+    assert result.exit_code == 1
+    assert "Error [channel-expiry-passed]" in result.stderr
+    too_short = unsigned("channel", "topup", channel, "--blocks", "1")
+    assert too_short.exit_code == 2
+    assert "--blocks" in too_short.output and "at least" in too_short.output
 
 
 def test_no_channel_opens_or_grows_on_a_deprecated_version(
@@ -285,3 +303,106 @@ def test_no_channel_opens_or_grows_on_a_deprecated_version(
         result = unsigned(*args)
         assert result.exit_code == 1
         assert "Error [channel-deprecated-version]: pay-old@1 is deprecated" in result.stderr
+
+
+def test_a_topup_or_refund_behind_a_pending_tx_on_the_channel_is_refused(
+    run: Callable[..., Result],
+    models: None,
+    node_process: NodeProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = NodeClient(node_process.url)
+    info = client.chain_info()
+    payer = key_for("cli-pay-pending")
+    mined(client, DEV, "coin", "transfer", {"to": payer.account, "amount": 10_000})
+    opening = {"model": "pay-priced", "version": "1", "node": info["node_account"],
+               "deposit": 1_000, "expiry": info["height"] + 50}  # fmt: skip
+    channel = mined(client, payer, CHANNEL, "open", opening)
+    nonce = client.account(payer.account)["pending_nonce"]
+    topup = {"channel": channel, "deposit": 1, "expiry": opening["expiry"]}
+    stuck = sign_call(payer, info["chain_id"], nonce + 1, CHANNEL, "topup", topup)
+    client.submit_tx(stuck)  # a nonce gap: it waits in the pool, unmined
+    Wallets(tmp_path / "home" / "wallets").import_doc("pender", encrypt_key(payer, "pw"))
+    monkeypatch.setenv(PASSPHRASE_ENV, "pw")
+    for args in (["topup", channel, "--deposit", "5"], ["refund", channel]):
+        result = run("--wallet", "pender", "channel", *args)
+        assert result.exit_code == 1
+        assert "Error [channel-tx-pending]" in result.stderr and stuck.txid in result.stderr
+        assert client.account(payer.account)["pending_nonce"] == nonce
+
+
+def test_a_channel_for_another_node_opens_with_a_note_saying_so(
+    run: Callable[..., Result], models: None
+) -> None:
+    other = "e" * 64
+    args = ["channel", "open", "pay-priced@1", "--deposit", "9", "--blocks", "50"]
+    result = run(*args, "--node-account", other)
+    assert result.exit_code == 0, result.output
+    assert f"note: the channel pays node {other[:16]}, not the one at" in result.stderr
+
+
+def test_infer_waits_only_for_per_call_payments(
+    unsigned: Callable[..., Result], request_file: Path
+) -> None:
+    channel = "c" * 64
+    result = unsigned("infer", "pay-priced@1", "--input", str(request_file), "--channel", channel,
+                      "--wait", "1")  # fmt: skip
+    assert result.exit_code == 2
+    assert "--wait" in result.output
+
+
+def test_a_paid_answer_is_kept_when_the_wait_for_its_tx_fails(
+    run: Callable[..., Result],
+    models: None,
+    request_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def times_out(self: NodeClient, txid: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise NodeError(f"tx {txid} has 1 of 2 confirmations after 120 s", "wait-timeout")
+
+    # the wait is not under test (see above): only what the CLI does when it fails
+    monkeypatch.setattr(NodeClient, "wait_for_confirmations", times_out)
+    human = run("infer", "pay-priced@1", "--input", str(request_file), "--wait", "2")
+    assert human.exit_code == 1
+    assert "Error [wait-timeout]" in human.stderr and "answered and paid" in human.stderr
+    assert "output hash" in human.stdout
+    shown = run("--json", "infer", "pay-priced@1", "--input", str(request_file), "--wait", "2")
+    assert shown.exit_code == 1
+    error = json.loads(shown.stdout)["error"]
+    assert error["code"] == "wait-timeout"
+    assert error["answer"]["parameters"]["receipt"]["price"] == PRICE
+
+
+# --- no node needed --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["notaurl", "http://[::1", "http://127.0.0.1:x"])
+def test_a_malformed_node_url_is_an_error_with_its_code_not_a_traceback(url: str) -> None:
+    result = CliRunner().invoke(cli, ["--node", url, "chain", "info"])
+    assert result.exit_code == 1, result.output
+    assert "Error [node-bad-url]" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_wallet_that_does_not_exist_is_named_before_any_passphrase_is_asked(
+    tmp_path: Path,
+) -> None:
+    args = ["--home", str(tmp_path), "--wallet", "nobody", "transfer", "a" * 64, "1"]
+    result = CliRunner().invoke(cli, ["--node", "http://127.0.0.1:1", *args], input="")
+    assert result.exit_code == 1
+    assert "Error [keystore-not-found]" in result.output
+    assert "Passphrase" not in result.output
+
+
+def test_a_passphrase_with_no_terminal_to_type_it_is_an_error_with_its_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
+    Wallets(tmp_path / "wallets").import_doc("bob", encrypt_key(key_for("bob"), "pw"))
+    args = ["--home", str(tmp_path), "--json", "--wallet", "bob", "transfer", "a" * 64, "1"]
+    result = CliRunner().invoke(cli, ["--node", "http://127.0.0.1:1", *args], input="")
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "wallet-passphrase-missing"
+    assert PASSPHRASE_ENV in error["message"]
