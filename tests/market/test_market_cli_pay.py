@@ -82,6 +82,12 @@ def open_channel(run: Callable[..., Result], blocks: int = 50) -> str:
     return opened["channel"]
 
 
+def refused_with(result: Result, code: str) -> None:
+    """The CLI failed with exit 1 and this error code."""
+    assert result.exit_code == 1, result.output
+    assert f"Error [{code}]" in result.stderr
+
+
 # --- refused before anything is signed ----------------------------------------------------
 
 
@@ -97,8 +103,7 @@ def test_a_channel_the_contract_would_refuse_is_refused_before_signing(
     unsigned: Callable[..., Result], models: None, ref: str, code: str
 ) -> None:
     result = unsigned("channel", "open", ref, "--deposit", "1000", "--blocks", "50")
-    assert result.exit_code == 1
-    assert f"Error [{code}]" in result.stderr
+    refused_with(result, code)
 
 
 def test_a_channel_too_short_for_the_nodes_margin_is_a_usage_error(
@@ -172,8 +177,7 @@ def test_a_channel_opened_here_pays_from_zero_and_refuses_an_early_refund(
         assert field in paid.stdout  # the receipt, not only its id
 
     early = unsigned("channel", "refund", channel)
-    assert early.exit_code == 1
-    assert "Error [channel-not-expired]" in early.stderr
+    refused_with(early, "channel-not-expired")
 
 
 def test_waiting_on_a_tx_that_failed_on_chain_names_its_failure(
@@ -250,8 +254,7 @@ def test_a_topup_that_changes_nothing_is_refused_before_signing(
 ) -> None:
     channel = open_channel(run)
     result = unsigned("channel", "topup", channel)  # --deposit 0, expiry unchanged
-    assert result.exit_code == 1
-    assert "Error [channel-topup-noop]" in result.stderr
+    refused_with(result, "channel-topup-noop")
 
 
 def test_only_the_payer_may_top_up_or_refund_and_the_cli_says_so_first(
@@ -266,8 +269,7 @@ def test_only_the_payer_may_top_up_or_refund_and_the_cli_says_so_first(
     channel = mined(client, other, CHANNEL, "open", opening)
     for args in (["topup", channel, "--deposit", "5"], ["refund", channel]):
         result = unsigned("channel", *args)
-        assert result.exit_code == 1
-        assert "Error [channel-not-payer]" in result.stderr
+        refused_with(result, "channel-not-payer")
 
 
 def test_a_topup_whose_expiry_is_not_after_the_next_block_is_refused_before_signing(
@@ -281,8 +283,7 @@ def test_a_topup_whose_expiry_is_not_after_the_next_block_is_refused_before_sign
     while client.chain_info()["height"] + 1 <= opening["expiry"]:  # each wait mines a block
         mined(client, DEV, "coin", "transfer", {"to": DEV.account, "amount": 1})
     result = unsigned("channel", "topup", channel, "--deposit", "5")
-    assert result.exit_code == 1
-    assert "Error [channel-expiry-passed]" in result.stderr
+    refused_with(result, "channel-expiry-passed")
     too_short = unsigned("channel", "topup", channel, "--blocks", "1")
     assert too_short.exit_code == 2
     assert "--blocks" in too_short.output and "at least" in too_short.output
@@ -301,7 +302,7 @@ def test_no_channel_opens_or_grows_on_a_deprecated_version(
     mined(NodeClient(node_process.url), DEV, "registry", "deprecate", deprecation)
     for args in (opening, ["channel", "topup", channel, "--deposit", "5"]):
         result = unsigned(*args)
-        assert result.exit_code == 1
+        refused_with(result, "channel-deprecated-version")
         assert "Error [channel-deprecated-version]: pay-old@1 is deprecated" in result.stderr
 
 
@@ -327,8 +328,8 @@ def test_a_topup_or_refund_behind_a_pending_tx_on_the_channel_is_refused(
     monkeypatch.setenv(PASSPHRASE_ENV, "pw")
     for args in (["topup", channel, "--deposit", "5"], ["refund", channel]):
         result = run("--wallet", "pender", "channel", *args)
-        assert result.exit_code == 1
-        assert "Error [channel-tx-pending]" in result.stderr and stuck.txid in result.stderr
+        refused_with(result, "channel-tx-pending")
+        assert stuck.txid in result.stderr
         assert client.account(payer.account)["pending_nonce"] == nonce
 
 
