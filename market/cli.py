@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from modelchain.chain.errors import KeystoreNotFound, ModelchainError
+from modelchain.chain.execute import STATUS_FAILED
 from modelchain.chain.keys import KeyPair, is_account
 from modelchain.chain.keystore import Wallets, encrypt_key, load_keystore, save_keystore
 from modelchain.chain.peers import MAX_PEERS, PeerBadUrl, normalize_peer_url
@@ -412,7 +413,7 @@ def _describe_tx(detail: dict[str, Any]) -> str:
             f"{detail['confirmations']} confirmations"
         )
         receipt = detail.get("receipt") or {}
-        if receipt.get("status") == "failed":
+        if receipt.get("status") == STATUS_FAILED:
             lines.append(
                 f"receipt: failed {receipt.get('code')}: {receipt.get('message')} "
                 f"(fee {receipt.get('fee')} taken, nothing else changed)"

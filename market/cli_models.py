@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import click
 
+from modelchain.contracts.grammar import is_model_name
 from modelchain.contracts.registry import REGISTRY
 from modelchain.contracts.split import split_problem
 from modelchain.market.cli import (
@@ -433,8 +434,8 @@ def audit_model(obj: CliContext, name: str, limit: int) -> None:
 
     Example: modelchain audit model demo-celsius-to-fahrenheit --limit 5
     """
-    if split_ref(name) != (name, None):
-        raise click.BadParameter(f"{name!r}: give a model's NAME", param_hint="NAME")
+    if not is_model_name(name):
+        raise click.BadParameter(f"{name!r} is not a model's NAME", param_hint="NAME")
     history = obj.client().get(f"/api/v1/audit/models/{name}?limit={limit}")
 
     def human(h: dict[str, Any]) -> str:

@@ -511,8 +511,7 @@ def channel_topup(
     if expiry <= next_block:
         raise CliError(
             "channel-expiry-passed",
-            f"expiry {expiry} is not after the next block ({next_block}): give --blocks of "
-            "at least 2",
+            f"expiry {expiry} is not after the next block ({next_block}): give --blocks",
             obj.as_json,
         )
     _live_version(obj, client, onchain["model"], onchain["version"])

@@ -120,8 +120,6 @@ class NodeClient:
             raise NodeError(
                 f"cannot reach the node at {self.url}: {exc}", "node-unreachable"
             ) from exc
-        except ValueError as exc:  # http.client.InvalidURL and kin: the URL, not the node
-            raise self._bad_url(exc) from None
 
     def _bad_url(self, exc: Exception) -> NodeError:
         return NodeError(
